@@ -1,0 +1,81 @@
+"""Write the shipped task cards from the X-ARES facts file (../shared/xares_tasks.json).
+
+Run once when the facts change; the cards it writes are committed and are the source of truth
+at run time. Only task types the pipeline supports are written (see SUPPORTED below).
+
+    python scripts/cards_from_xares_facts.py [--facts ../shared/xares_tasks.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CARDS = ROOT / "xares_hf" / "tasks" / "cards"
+SUPPORTED = {("clip", "accuracy")}
+INDEX_LABELS = {"esc50", "libricount"}
+IMPLICIT_CLASSES = {"librispeechmalefemale": ["M", "F"]}
+
+
+def card_for(task: dict) -> dict:
+    name = task["name"]
+    splits = task["splits"]
+    data: dict = {}
+    if splits["k_fold_splits"]:
+        data["folds"] = list(splits["k_fold_splits"])
+        data["fold_pattern"] = task["audio_tar_pattern_template"]
+    else:
+        data["splits"] = {k: task["audio_tar_patterns"][k] for k in ("train", "valid", "test")}
+    data["crop_length"] = task["crop_length"]
+    data["zenodo_id"] = task["zenodo_id"]
+    labels: dict = {"field": task["label_fields"][0], "num_classes": task["num_classes"]}
+    classes = task.get("class_names") or IMPLICIT_CLASSES.get(name)
+    if name in INDEX_LABELS or not classes:
+        labels["kind"] = "index"
+    else:
+        labels["kind"] = "class_name"
+        labels["classes"] = [str(c) for c in classes]
+    return {
+        "name": name,
+        "formal_name": task["formal_name"],
+        "domain": task["domain"],
+        "task_type": task["task_type"],
+        "metric": task["metric"],
+        "eval_weight": task["eval_weight"],
+        "knn": task["do_knn"],
+        "private": task["private"],
+        "description": "Labels in X-ARES: " + task["label_description"],
+        "data": data,
+        "labels": {k: labels[k] for k in ("kind", "field", "num_classes", "classes") if k in labels},
+        "probe": {
+            "epochs": task["epochs"],
+            "learning_rate": task["learning_rate"],
+            "batch_size": task["batch_size_train"],
+            "batch_size_encode": task["batch_size_encode"],
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--facts", default=str(ROOT.parent / "shared" / "xares_tasks.json"))
+    args = parser.parse_args()
+    facts = json.loads(Path(args.facts).read_text())
+    CARDS.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, task in facts["tasks"].items():
+        if task["private"] or (task["task_type"], task["metric"]) not in SUPPORTED:
+            continue
+        text = f"# X-ARES task '{name}' ({task['file']} in jimbozhang/xares v0.1.3)\n"
+        text += yaml.safe_dump(card_for(task), sort_keys=False, allow_unicode=True, width=120)
+        (CARDS / f"{name}.yaml").write_text(text)
+        written.append(name)
+    print(f"wrote {len(written)} cards to {CARDS}: {', '.join(written)}")
+
+
+if __name__ == "__main__":
+    main()

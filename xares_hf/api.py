@@ -1,0 +1,96 @@
+"""The public entry points: ``evaluate`` an encoder on tasks, ``check_encoder``, ``list_tasks``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .embedding_cache import EmbeddingCache
+from .encoders import check_encoder as _check
+from .encoders import load_encoder
+from .pipeline import evaluate_task
+from .results import Results
+from .suites import DEFAULT_SUITE, ensure_suite
+from .tasks import TaskCard, load_tasks, shipped_cards
+
+logger = logging.getLogger("xares_hf")
+
+
+def _resolve_tasks(
+    tasks: str | Path | TaskCard | Iterable[str | Path | TaskCard] | None, data_dir: str | Path | None
+) -> tuple[list[TaskCard], Path]:
+    if tasks is None:
+        folder = ensure_suite(DEFAULT_SUITE)
+        return load_tasks([folder / "cards"]), Path(data_dir) if data_dir else folder
+    if isinstance(tasks, (str, Path, TaskCard)):
+        tasks = [tasks]
+    cards = load_tasks(list(tasks))
+    if data_dir is None:
+        data_dir = os.environ.get("XARES_HF_DATA")
+    if data_dir is None:
+        raise ValueError("pass data_dir= (or set XARES_HF_DATA): the folder holding <task>/<shards>.tar for these tasks")
+    return cards, Path(data_dir)
+
+
+def evaluate(
+    model: str | os.PathLike | torch.nn.Module,
+    tasks: str | Path | TaskCard | Iterable[str | Path | TaskCard] | None = None,
+    data_dir: str | Path | None = None,
+    output_dir: str | Path | None = "xares_results",
+    cache_dir: str | Path | None = None,
+    layer: int | None = None,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 42,
+    knn: bool = True,
+) -> Results:
+    """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
+
+    Args:
+        model: a Hub id or local folder of any ``transformers`` audio model, a ``.py`` file with an
+            X-ARES encoder class (``file.py[:Class]``), a built-in baseline (``"log-mel"``) or an ``nn.Module``.
+        tasks: task names, card paths or folders of cards; ``None`` runs the built-in suite (built on first use).
+        data_dir: folder with ``<task>/<split>*.tar`` shards (default: the built-in suite's, or ``$XARES_HF_DATA``).
+        output_dir: where ``<encoder id>/results.json`` is written; ``None`` writes nothing.
+        cache_dir: embedding cache (default ``$XARES_HF_CACHE`` or ``~/.cache/huggingface/xares_hf/embeddings``).
+        layer: hidden-state index of a ``transformers`` model (default: the last layer).
+        revision: Hub revision of the model.
+        device: where the encoder runs (default: CUDA if available).
+        seed: seed of probe training (X-ARES uses 42); the same inputs give the same scores.
+        knn: also run the k-NN probe on tasks whose card allows it.
+    """
+    cards, data_root = _resolve_tasks(tasks, data_dir)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = load_encoder(model, layer=layer, revision=revision, device=device)
+    report = _check(encoder)
+    for warning in report.warnings:
+        logger.warning("encoder %s: %s", report.name, warning)
+    cache = EmbeddingCache(cache_dir)
+    task_results = [evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn) for card in cards]
+    results = Results(
+        encoder={
+            **encoder.identity,
+            "sampling_rate": report.sampling_rate,
+            "output_dim": report.output_dim,
+            "hop_size_in_ms": report.hop_size_in_ms,
+        },
+        tasks=task_results,
+    )
+    if output_dir is not None:
+        results.save(output_dir)
+    return results
+
+
+def check_encoder(model: str | os.PathLike | torch.nn.Module, layer: int | None = None):
+    """Load an encoder and validate the X-ARES contract; raises ``EncoderContractError`` saying what is wrong."""
+    return _check(load_encoder(model, layer=layer))
+
+
+def list_tasks() -> list[TaskCard]:
+    """The task cards shipped with xares-hf."""
+    return load_tasks(list(shipped_cards()))

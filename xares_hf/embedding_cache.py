@@ -1,0 +1,97 @@
+"""Embeddings on disk, keyed by a fingerprint of encoder, task and data, so a rerun does no encoding.
+
+Each split is one ``.npz`` with the mean-pooled clip embeddings (what clip probes train on, held in
+memory) plus each sample's key, shard and JSON. Files are written to a temporary name and renamed,
+so an interrupted run never leaves a half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$XARES_HF_CACHE`` or ``$HF_HOME/xares_hf`` (``~/.cache/huggingface/xares_hf``)."""
+    if os.environ.get("XARES_HF_CACHE"):
+        return Path(os.environ["XARES_HF_CACHE"]).expanduser()
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
+    return hf_home / "xares_hf"
+
+
+@dataclass
+class SplitEmbeddings:
+    """Pooled embeddings of one split, with where each row came from and its raw JSON."""
+
+    pooled: np.ndarray  # (N, D) float32
+    keys: list[str]
+    urls: list[str]
+    metas: list[object]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def wheres(self) -> list[str]:
+        return [f"file {u}, sample '{k}'" for u, k in zip(self.urls, self.keys)]
+
+
+def fingerprint(encoder_identity: dict, task: str, files: list[str], extra: dict) -> str:
+    """A stable hash of everything that changes the embeddings of one split."""
+    stats = []
+    for f in files:
+        st = Path(f).stat()
+        stats.append([str(Path(f).resolve()), st.st_size, int(st.st_mtime)])
+    blob = json.dumps(
+        {"v": CACHE_VERSION, "encoder": encoder_identity, "task": task, "files": stats, **extra},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+class EmbeddingCache:
+    """Read and write :class:`SplitEmbeddings` under ``<root>/<task>/<fingerprint>.npz``."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "embeddings"
+
+    def path(self, task: str, key: str) -> Path:
+        return self.root / task / f"{key}.npz"
+
+    def load(self, task: str, key: str) -> SplitEmbeddings | None:
+        path = self.path(task, key)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return SplitEmbeddings(
+                    pooled=data["pooled"],
+                    keys=data["keys"].tolist(),
+                    urls=data["urls"].tolist(),
+                    metas=[json.loads(m) for m in data["metas"].tolist()],
+                )
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # unreadable entry: encode again rather than fail or mis-score
+            return None
+
+    def save(self, task: str, key: str, split: SplitEmbeddings) -> Path:
+        path = self.path(task, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(
+            tmp,
+            pooled=split.pooled.astype(np.float32),
+            keys=np.asarray(split.keys, dtype=str),
+            urls=np.asarray(split.urls, dtype=str),
+            metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
+        )
+        os.replace(tmp, path)
+        return path

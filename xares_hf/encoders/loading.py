@@ -1,0 +1,116 @@
+"""``load_encoder``: turn a Hub id, a local folder, a ``.py`` file, a baseline name or a module into an encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from .baseline import BASELINES
+from .contract import EncoderContractError, check_encoder
+from .module_file import load_module_file
+from .transformers_encoder import TransformersEncoder
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def load_encoder(
+    model: str | os.PathLike | torch.nn.Module,
+    layer: int | None = None,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+) -> torch.nn.Module:
+    """An encoder meeting the X-ARES contract, with an ``identity`` dict used to key the embedding cache.
+
+    ``model`` is a built-in baseline name (``"log-mel"``), a path to a ``.py`` file defining an
+    encoder class (``file.py`` or ``file.py:ClassName``), a local ``save_pretrained`` folder or Hub
+    id of any ``transformers`` audio model (``layer`` picks the hidden state, default the last), or
+    an ``nn.Module`` (a ``PreTrainedModel`` is wrapped; anything else must meet the contract).
+    """
+    if isinstance(model, torch.nn.Module):
+        encoder = _from_module(model, layer)
+    else:
+        text = str(model)
+        if text in BASELINES:
+            encoder = BASELINES[text]()
+        elif text.split(":")[0].endswith(".py"):
+            encoder = load_module_file(text)
+        else:
+            encoder = _from_pretrained(text, layer, revision)
+    if layer is not None and not isinstance(encoder, TransformersEncoder):
+        raise ValueError(f"layer={layer} needs a transformers model; {type(encoder).__name__} has a single output")
+    if device is not None:
+        encoder = encoder.to(device)
+    return encoder.eval()
+
+
+def _from_module(module: torch.nn.Module, layer: int | None) -> torch.nn.Module:
+    from transformers import PreTrainedModel
+
+    if isinstance(module, TransformersEncoder):
+        return module
+    if isinstance(module, PreTrainedModel):
+        from transformers import AutoFeatureExtractor
+
+        source = module.config.name_or_path
+        try:
+            extractor = AutoFeatureExtractor.from_pretrained(source)
+        except Exception as err:
+            raise EncoderContractError(
+                f"no feature extractor found for {type(module).__name__} (name_or_path={source!r}): "
+                "pass a Hub id or folder with a preprocessor_config.json instead"
+            ) from err
+        identity = {"id": source or type(module).__name__, "revision": f"weights-sha256:{state_dict_hash(module)}"}
+        return TransformersEncoder(module, extractor, layer=layer, identity=identity)
+    if getattr(module, "identity", None) is None:
+        module.identity = {"id": type(module).__qualname__, "revision": f"weights-sha256:{state_dict_hash(module)}"}
+    return module
+
+
+def _from_pretrained(name: str, layer: int | None, revision: str | None) -> TransformersEncoder:
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    local = Path(name).expanduser()
+    source = str(local) if local.is_dir() else name
+    if not local.is_dir() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise FileNotFoundError(f"encoder '{name}' is neither a folder nor a Hub id (org/name)")
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(source, revision=revision)
+        model = AutoModel.from_pretrained(source, revision=revision)
+    except OSError as err:
+        raise EncoderContractError(
+            f"cannot load transformers model '{name}': {err}\n"
+            "  (offline? set HF_HUB_OFFLINE=1 and make sure the model is in the Hub cache, or pass a local folder)"
+        ) from err
+    commit = getattr(model.config, "_commit_hash", None)
+    if local.is_dir():
+        rev = f"weights-sha256:{folder_weights_hash(local)}"
+    else:
+        rev = commit or revision or "unknown"
+    return TransformersEncoder(model, extractor, layer=layer, identity={"id": name, "revision": rev})
+
+
+def folder_weights_hash(folder: Path) -> str:
+    """SHA-256 over a model folder's weight and config files (names and contents), streamed."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and (path.suffix in WEIGHT_SUFFIXES or path.name.endswith("config.json")):
+            digest.update(path.relative_to(folder).as_posix().encode())
+            with path.open("rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def state_dict_hash(module: torch.nn.Module) -> str:
+    """SHA-256 over a module's parameters and buffers, so changed weights never reuse old embeddings."""
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for key, tensor in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["load_encoder", "check_encoder", "folder_weights_hash", "state_dict_hash"]

@@ -1,0 +1,105 @@
+"""Any ``transformers`` audio model (AutoModel + AutoFeatureExtractor) as a frame-level encoder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+class TransformersEncoder(torch.nn.Module):
+    """Frame-level hidden states of one layer of a ``transformers`` audio model.
+
+    The hop is derived from the model (conv strides, or the feature extractor's hop times the
+    encoder's downsampling); attention masks are used where the feature extractor makes them,
+    otherwise clips of different lengths are encoded separately so padding never leaks in; audio
+    longer than the model accepts (Whisper: 30 s) is cut into chunks whose frames are concatenated.
+    """
+
+    def __init__(self, model, feature_extractor, layer: int | None = None, identity: dict | None = None) -> None:
+        super().__init__()
+        if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
+            model = model.get_encoder()
+        self.model = model.eval()
+        self.feature_extractor = feature_extractor
+        self.layer = layer
+        config = model.config
+        self.sampling_rate = int(feature_extractor.sampling_rate)
+        self.output_dim = int(getattr(config, "hidden_size", None) or getattr(config, "d_model"))
+        self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
+        self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
+        self.uses_mask = bool(getattr(feature_extractor, "return_attention_mask", False))
+        self.hop_size_in_ms = self._hop_ms()
+        self.identity = dict(identity or {"id": type(model).__name__, "revision": None}, layer=layer)
+        num_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "encoder_layers", None)
+        if layer is not None and num_layers is not None and not -(num_layers + 1) <= layer <= num_layers:
+            raise ValueError(f"layer {layer} does not exist: the model has hidden states 0..{num_layers}")
+
+    def _hop_ms(self) -> float:
+        config = self.model.config
+        if getattr(config, "conv_stride", None):
+            return 1000.0 * math.prod(config.conv_stride) / self.sampling_rate
+        if self.is_whisper_like:
+            # Whisper: mel hop, then the second conv layer has stride 2
+            return 1000.0 * self.feature_extractor.hop_length * 2 / self.sampling_rate
+        with torch.inference_mode():
+            one, two = (self._frames([np.zeros(self.sampling_rate * s, np.float32)])[0].shape[0] for s in (1, 2))
+        if two <= one:
+            raise ValueError(f"cannot derive the hop of {type(self.model).__name__}: output length does not grow with input")
+        return 1000.0 / (two - one)
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _hidden(self, inputs: dict) -> torch.Tensor:
+        inputs = {k: v.to(self._device()) for k, v in inputs.items()}
+        if self.layer is None:
+            return self.model(**inputs).last_hidden_state
+        return self.model(**inputs, output_hidden_states=True).hidden_states[self.layer]
+
+    def _valid_frames(self, lengths: list[int], total: int) -> list[int]:
+        if self.is_whisper_like:
+            per = self.sampling_rate * self.hop_size_in_ms / 1000
+            return [min(total, max(1, math.ceil(n / per))) for n in lengths]
+        fn = getattr(self.model, "_get_feat_extract_output_lengths", None)
+        if fn is not None:
+            return [min(total, int(v)) for v in fn(torch.tensor(lengths))]
+        longest = max(lengths)
+        return [min(total, max(1, math.ceil(total * n / longest))) for n in lengths]
+
+    def _frames(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """Encode clips that fit the model in one pass each batch."""
+        lengths = [w.shape[0] for w in waves]
+        if not self.uses_mask and not self.is_whisper_like and len(set(lengths)) > 1:
+            return [f for w in waves for f in self._frames([w])]
+        kwargs = dict(sampling_rate=self.sampling_rate, return_tensors="pt")
+        if not self.is_whisper_like:
+            kwargs.update(padding=True, return_attention_mask=self.uses_mask)
+        inputs = dict(self.feature_extractor(list(waves), **kwargs))
+        if self.is_whisper_like:
+            inputs.pop("attention_mask", None)
+        hidden = self._hidden(inputs)
+        valid = self._valid_frames(lengths, hidden.shape[1])
+        return [hidden[i, :n] for i, n in enumerate(valid)]
+
+    @torch.inference_mode()
+    def encode_batch(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Frames (n_i, output_dim) for each clip, long clips chunked to the model's maximum."""
+        if self.max_samples is None:
+            return [f.float().cpu().numpy() for f in self._frames(waves)]
+        pieces, owner = [], []
+        for i, w in enumerate(waves):
+            for start in range(0, max(1, w.shape[0]), self.max_samples):
+                pieces.append(w[start : start + self.max_samples])
+                owner.append(i)
+        frames = self._frames(pieces)
+        out = []
+        for i in range(len(waves)):
+            out.append(torch.cat([f for f, o in zip(frames, owner) if o == i]).float().cpu().numpy())
+        return out
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """The X-ARES contract: (batch, samples) -> (batch, frames, dim), padded to the longest clip."""
+        frames = [torch.from_numpy(f) for f in self.encode_batch(list(audio.detach().cpu().float().numpy()))]
+        return torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)

@@ -1,0 +1,142 @@
+"""Task cards: the YAML description of one benchmark task, validated into a typed object.
+
+A card says everything the pipeline needs to know about a task (where its shards are, how to read
+its labels, how to train its probe and how to score it), so adding a standard task needs no Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TaskType = Literal["clip", "frame", "multilabel", "contrastive", "asr"]
+Domain = Literal["speech", "sound", "music"]
+
+
+class TaskCardError(ValueError):
+    """A task card could not be read or is invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where a task's WebDataset shards live, relative to ``<data_dir>/<task name>/``.
+
+    Either ``splits`` (a glob pattern for each of train, valid and test) or ``folds`` with a
+    ``fold_pattern`` containing ``{fold}`` (k-fold cross-validation) must be given.
+    """
+
+    splits: dict[Literal["train", "valid", "test"], str] | None = None
+    folds: list[int] | None = None
+    fold_pattern: str | None = None
+    crop_length: float | None = Field(default=None, gt=0, description="seconds; clips are cut into sequential crops")
+    zenodo_id: str | None = None
+    hub_id: str | None = None
+
+    @model_validator(mode="after")
+    def _splits_or_folds(self) -> "DataSpec":
+        if (self.splits is None) == (self.folds is None):
+            raise ValueError("give exactly one of 'splits' (train/valid/test patterns) or 'folds' with 'fold_pattern'")
+        if self.splits is not None and set(self.splits) != {"train", "valid", "test"}:
+            raise ValueError(f"'splits' needs train, valid and test patterns, got {sorted(self.splits)}")
+        if self.folds is not None:
+            if len(self.folds) < 2:
+                raise ValueError("'folds' needs at least two folds")
+            if not self.fold_pattern or "{fold" not in self.fold_pattern:
+                raise ValueError("'fold_pattern' must be given with 'folds' and contain '{fold}'")
+        return self
+
+    def patterns(self) -> dict[str, str]:
+        """Split or fold name -> glob pattern (fold names are ``fold<k>``)."""
+        if self.splits is not None:
+            return dict(self.splits)
+        return {f"fold{k}": self.fold_pattern.format(fold=k) for k in self.folds}
+
+
+class LabelSpec(_Strict):
+    """How a sample's JSON turns into a label.
+
+    - ``index``: the field holds the class index itself (an int, or a string of digits);
+    - ``class_name``: the field holds a class name, mapped through ``classes``;
+    - ``multi_label``: the field holds several class names joined by ``separator``.
+    """
+
+    kind: Literal["index", "class_name", "multi_label"]
+    field: str
+    num_classes: int = Field(gt=1)
+    classes: list[str] | None = None
+    separator: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LabelSpec":
+        if self.kind in ("class_name", "multi_label"):
+            if not self.classes:
+                raise ValueError(f"kind '{self.kind}' needs a 'classes' list")
+            if len(self.classes) != self.num_classes:
+                raise ValueError(f"'classes' has {len(self.classes)} names but num_classes is {self.num_classes}")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("'classes' contains duplicate names")
+        if self.kind == "multi_label" and not self.separator:
+            raise ValueError("kind 'multi_label' needs a 'separator'")
+        return self
+
+
+class ProbeSpec(_Strict):
+    """Hyper-parameters of the linear probe and of encoding (X-ARES defaults)."""
+
+    epochs: int = Field(default=10, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    batch_size_encode: int = Field(default=16, gt=0)
+
+
+class TaskCard(_Strict):
+    """One benchmark task, as declared in its YAML card."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    formal_name: str
+    domain: Domain
+    task_type: TaskType = "clip"
+    metric: str = "accuracy"
+    eval_weight: float = Field(ge=0)
+    data: DataSpec
+    labels: LabelSpec
+    probe: ProbeSpec = ProbeSpec()
+    knn: bool = True
+    private: bool = False
+    description: str = ""
+    path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def is_k_fold(self) -> bool:
+        return self.data.folds is not None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TaskCard":
+        """Read and validate a card; any problem raises :class:`TaskCardError` naming file and field."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise TaskCardError(f"{path}: task card not found") from None
+        except yaml.YAMLError as err:
+            raise TaskCardError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise TaskCardError(f"{path}: a task card must be a YAML mapping, got {type(raw).__name__}")
+        try:
+            return cls.model_validate({**raw, "path": path})
+        except ValidationError as err:
+            raise TaskCardError(_describe(path, err)) from None
+
+
+def _describe(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid task card"]
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "(card)"
+        lines.append(f"  field '{field}': {e['msg']}")
+    return "\n".join(lines)
