@@ -9,6 +9,7 @@ from typing import Iterable
 
 import torch
 
+from .data import shard_files
 from .embedding_cache import EmbeddingCache
 from .encoders import check_encoder as _check
 from .encoders import load_encoder
@@ -64,6 +65,8 @@ def evaluate(
         knn: also run the k-NN probe on tasks whose card allows it.
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
+    for card in cards:  # every task's shards must be there before any encoding starts
+        shard_files(card, data_root)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = load_encoder(model, layer=layer, revision=revision, device=device)

@@ -52,7 +52,9 @@ def stream_split(files: list[str], sampling_rate: int, task: str, split: str):
     column = audio_column(files[0], task, split)
     features = datasets.Features(
         {
-            column: datasets.Audio(sampling_rate=sampling_rate, num_channels=1),
+            # resampled by the decoder; down-mixed below by channel mean as X-ARES does (ffmpeg's
+            # own down-mix scales by 1/sqrt(2) per channel, which changes levels)
+            column: datasets.Audio(sampling_rate=sampling_rate),
             "json": datasets.Json(),
             "__key__": datasets.Value("string"),
             "__url__": datasets.Value("string"),
@@ -84,7 +86,7 @@ def iter_audio(
         if row.get("json") is None:
             raise DataError(f"task '{task}', split '{split}', {where}: no .json metadata in this sample")
         try:
-            audio = decoder.get_all_samples().data.numpy()[0].astype(np.float32, copy=False)
+            audio = decoder.get_all_samples().data.numpy().mean(axis=0, dtype=np.float32)
         except Exception as err:
             raise DataError(f"task '{task}', split '{split}', {where}: cannot decode audio: {err}") from err
         if audio.size == 0 or not np.isfinite(audio).all():

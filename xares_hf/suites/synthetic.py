@@ -39,19 +39,18 @@ def _noise(rng: np.random.Generator, colour: int, sr: int) -> np.ndarray:
 
 
 def _vowel(rng: np.random.Generator, vowel: int, sr: int) -> np.ndarray:
-    """A glottal pulse train at a random pitch through the vowel's three formant resonators."""
+    """Harmonics of a random pitch through the vowel's three formant resonators (parallel formant synthesis)."""
     from scipy.signal import lfilter
 
-    n = int(sr * rng.uniform(0.5, 1.0))
+    t = np.arange(int(sr * rng.uniform(0.5, 1.0))) / sr
     f0 = rng.uniform(90, 250)
-    source = np.zeros(n)
-    source[(np.arange(0, n / sr, 1 / f0) * sr).astype(int)] = 1.0
-    wave = source
-    for formant in list(VOWELS.values())[vowel]:
-        freq = formant * rng.uniform(0.92, 1.08)
-        r = np.exp(-np.pi * 90 / sr)
-        wave = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * freq / sr), r * r], wave)
-    return _norm(wave + 0.005 * rng.standard_normal(n), rng)
+    source = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, int(4000 / f0)))
+    r = np.exp(-np.pi * 80 / sr)
+    wave = 0.0
+    for gain, formant in zip((1.0, 0.5, 0.25), list(VOWELS.values())[vowel]):
+        theta = 2 * np.pi * formant * rng.uniform(0.95, 1.05) / sr
+        wave = wave + gain * lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], source)
+    return _norm(wave + 0.005 * rng.standard_normal(t.size), rng)
 
 
 def _norm(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

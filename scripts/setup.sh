@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up xares-hf in ./.venv from a clean clone: ffmpeg (apt-get, when root), the CPU build of
+# torch 2.13.0, torchcodec 0.13.0 (the datasets.Audio backend that works on CPU), then the package
+# with its test extras. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing ffmpeg (torchcodec decodes audio through it)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+  else
+    echo "setup: ffmpeg is missing; install it first (e.g. sudo apt-get install ffmpeg)" >&2
+    exit 1
+  fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+"${PIP[@]}" --upgrade pip
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; torchcodec>=0.14 are CUDA builds.
+"${PIP[@]}" "torch==${XARES_HF_TORCH:-2.13.0}" "torchcodec==${XARES_HF_TORCHCODEC:-0.13.0}"
+"${PIP[@]}" -e ".[test]"
+echo "setup: done ($(.venv/bin/python -c 'import xares_hf; print("xares-hf", xares_hf.__version__)'))"

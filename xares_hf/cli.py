@@ -1,0 +1,80 @@
+"""``xares-hf``: evaluate an encoder, check one against the contract, or list the tasks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import api
+from .data import DataError
+from .encoders import EncoderContractError
+from .tasks import LabelError, TaskCardError
+
+USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, FileNotFoundError, ValueError)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xares-hf", description="The X-ARES audio-encoder benchmark on the Hugging Face stack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="evaluate an encoder and print its results table")
+    ev.add_argument("model", help="Hub id, model folder, encoder.py[:Class], or a baseline (log-mel)")
+    ev.add_argument("--tasks", nargs="+", help="task names, card files or card folders (default: the built-in suite)")
+    ev.add_argument("--data-dir", help="folder holding <task>/<split>*.tar (default: the built-in suite's, or $XARES_HF_DATA)")
+    ev.add_argument("--output-dir", default="xares_results", help="where <encoder>/results.json is written")
+    ev.add_argument("--cache-dir", help="embedding cache folder (default: $XARES_HF_CACHE or ~/.cache/huggingface/xares_hf)")
+    ev.add_argument("--layer", type=int, help="hidden-state index of a transformers model (default: last)")
+    ev.add_argument("--revision", help="Hub revision of the model")
+    ev.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--no-knn", action="store_true", help="skip the k-NN probe")
+
+    ch = sub.add_parser("check", help="check that an encoder meets the X-ARES encoder contract")
+    ch.add_argument("model")
+    ch.add_argument("--layer", type=int)
+
+    sub.add_parser("tasks", help="list the shipped task cards")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "evaluate":
+            results = api.evaluate(
+                args.model,
+                tasks=args.tasks,
+                data_dir=args.data_dir,
+                output_dir=args.output_dir,
+                cache_dir=args.cache_dir,
+                layer=args.layer,
+                revision=args.revision,
+                device=args.device,
+                seed=args.seed,
+                knn=not args.no_knn,
+            )
+            print(results)
+            if args.output_dir:
+                print(f"\nresults written under {args.output_dir}/")
+        elif args.command == "check":
+            print(api.check_encoder(args.model, layer=args.layer))
+        else:
+            _print_tasks(api.list_tasks())
+    except USER_ERRORS as err:
+        print(f"xares-hf: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_tasks(cards) -> None:
+    rows = [("Task", "Formal name", "Domain", "Type", "Metric", "Classes", "Weight", "kNN", "Splits")]
+    for c in cards:
+        splits = f"{len(c.data.folds)} folds" if c.is_k_fold else "train/valid/test"
+        rows.append((c.name, c.formal_name, c.domain, c.task_type, c.metric, str(c.labels.num_classes), f"{c.eval_weight:g}", "yes" if c.knn else "no", splits))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
