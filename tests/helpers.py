@@ -28,7 +28,7 @@ def save_tiny_model(kind: str, folder: Path, seed: int = 0) -> Path:
     if kind == "wav2vec2":
         model, extractor = tf.Wav2Vec2Model(tf.Wav2Vec2Config(**TINY_W2V)), tf.Wav2Vec2FeatureExtractor()
     elif kind == "hubert":
-        model, extractor = tf.HubertModel(tf.HubertConfig(**TINY_W2V)), tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)
+        model, extractor = tf.HubertModel(tf.HubertConfig(**TINY_W2V, feat_extract_norm="layer", do_stable_layer_norm=True)), tf.Wav2Vec2FeatureExtractor(return_attention_mask=True)
     elif kind == "whisper":
         config = tf.WhisperConfig(
             d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,

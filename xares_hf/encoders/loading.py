@@ -31,6 +31,10 @@ def load_encoder(
     """
     if isinstance(model, torch.nn.Module):
         encoder = _from_module(model, layer)
+    elif not isinstance(model, (str, os.PathLike)):
+        raise EncoderContractError(
+            f"cannot use a {type(model).__name__} as an encoder: not a torch.nn.Module, a Hub id or a path"
+        )
     else:
         text = str(model)
         if text in BASELINES:

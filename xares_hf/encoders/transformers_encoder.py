@@ -29,7 +29,10 @@ class TransformersEncoder(torch.nn.Module):
         self.output_dim = int(getattr(config, "hidden_size", None) or getattr(config, "d_model"))
         self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
         self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
-        self.uses_mask = bool(getattr(feature_extractor, "return_attention_mask", False))
+        # group-normed conv front ends (wav2vec2-base style) see padding even with a mask: encode apart
+        self.uses_mask = bool(getattr(feature_extractor, "return_attention_mask", False)) and (
+            getattr(config, "feat_extract_norm", "layer") != "group"
+        )
         self.hop_size_in_ms = self._hop_ms()
         self.identity = dict(identity or {"id": type(model).__name__, "revision": None}, layer=layer)
         num_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "encoder_layers", None)
