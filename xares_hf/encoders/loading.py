@@ -88,12 +88,19 @@ def _from_pretrained(name: str, layer: int | None, revision: str | None) -> Tran
             f"cannot load transformers model '{name}': {err}\n"
             "  (offline? set HF_HUB_OFFLINE=1 and make sure the model is in the Hub cache, or pass a local folder)"
         ) from err
-    commit = getattr(model.config, "_commit_hash", None)
     if local.is_dir():
         rev = f"weights-sha256:{folder_weights_hash(local)}"
     else:
-        rev = commit or revision or "unknown"
+        rev = _hub_commit(name, revision) or revision or "unknown"
     return TransformersEncoder(model, extractor, layer=layer, identity={"id": name, "revision": rev})
+
+
+def _hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit of the cached snapshot transformers just loaded (``snapshots/<commit>/config.json``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    return Path(cached).parent.name if isinstance(cached, str) else None
 
 
 def folder_weights_hash(folder: Path) -> str:

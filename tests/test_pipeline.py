@@ -1,0 +1,93 @@
+import json
+
+import numpy as np
+import pytest
+
+from helpers import ConstantEncoder, CountingEncoder, tone, write_card
+from xares_hf import Results, evaluate
+from xares_hf.data import write_shards
+from xares_hf.encoders import LogMelEncoder
+from xares_hf.tasks import LabelError
+
+
+def _cards(suite):
+    return [suite / "cards" / f"{name}.yaml" for name in ("synth_noise", "synth_vowel")]
+
+
+def test_useful_encoder_far_above_chance_constant_encoder_at_chance(tiny_suite, tmp_path):
+    useful = evaluate("log-mel", tasks=_cards(tiny_suite), data_dir=tiny_suite, cache_dir=tmp_path / "c1", output_dir=None)
+    constant = evaluate(ConstantEncoder(), tasks=_cards(tiny_suite), data_dir=tiny_suite, cache_dir=tmp_path / "c2", output_dir=None)
+    for name, chance in (("synth_noise", 1 / 4), ("synth_vowel", 1 / 5)):
+        assert useful[name].mlp >= chance + 0.4, useful[name]
+        assert useful[name].knn >= chance + 0.4, useful[name]
+        assert constant[name].mlp <= chance + 0.15, constant[name]
+        assert constant[name].knn <= chance + 0.15, constant[name]
+    assert useful.mlp_average > constant.mlp_average + 0.4
+
+
+def test_k_fold_task_scores_every_fold(tiny_suite, tmp_path):
+    results = evaluate("log-mel", tasks=[tiny_suite / "cards" / "synth_noise.yaml"], data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    task = results["synth_noise"]
+    assert sorted(task.folds) == ["fold0", "fold1", "fold2"]
+    assert task.mlp == pytest.approx(np.mean([f["mlp"] for f in task.folds.values()]))
+    assert task.eval_size == 48  # every clip is scored once, when its fold is held out
+
+
+def test_second_run_does_no_encoding_and_gives_the_same_scores(tiny_suite, tmp_path):
+    cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
+    counting = CountingEncoder(LogMelEncoder())
+    first = evaluate(counting, tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    calls_after_first = counting.calls
+    assert calls_after_first > 2 and first["synth_vowel"].encoded
+    second = evaluate(counting, tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    assert counting.calls == calls_after_first + 2  # only check_encoder's two probes
+    assert not second["synth_vowel"].encoded
+    assert second["synth_vowel"].mlp == first["synth_vowel"].mlp and second["synth_vowel"].knn == first["synth_vowel"].knn
+    fresh = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path / "fresh", output_dir=None)
+    assert fresh["synth_vowel"].mlp == first["synth_vowel"].mlp  # reproducible without the cache too
+
+
+def test_changed_weights_do_not_reuse_embeddings(tiny_suite, tmp_path):
+    cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
+    encoder = ConstantEncoder()
+    evaluate(encoder, tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    changed = ConstantEncoder()
+    changed.bias.data.mul_(2)
+    counting = CountingEncoder(changed)
+    evaluate(counting, tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    assert counting.calls > 2
+
+
+def test_results_file_is_versioned_and_round_trips(tiny_suite, tmp_path):
+    results = evaluate("log-mel", tasks=_cards(tiny_suite), data_dir=tiny_suite, cache_dir=tmp_path / "c", output_dir=tmp_path / "out")
+    path = tmp_path / "out" / "xares-hf__log-mel" / "results.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == 1 and data["xares_hf_version"]
+    assert data["encoder"]["id"] == "xares-hf/log-mel" and data["encoder"]["hop_size_in_ms"] == 10
+    task = data["tasks"][0]
+    assert {"metric", "mlp", "mlp_score", "knn", "knn_score", "eval_weight", "eval_size", "seed", "timings"} <= set(task)
+    loaded = Results.load(path)
+    assert loaded.mlp_average == pytest.approx(results.mlp_average)
+    weights = {t.name: t.eval_weight for t in results.tasks}
+    expected = sum(t.mlp_score * weights[t.name] for t in results.tasks) / sum(weights.values())
+    assert results.mlp_average == pytest.approx(expected)
+    table = str(results)
+    assert "Synthetic noise colour" in table and "Weighted average" in table and f"{results.mlp_average:.3f}" in table
+    frame = results.to_pandas()
+    assert list(frame.index) == ["synth_noise", "synth_vowel"] and frame.loc["synth_vowel", "mlp"] == results["synth_vowel"].mlp
+
+
+def test_label_outside_the_classes_names_task_split_and_file(tmp_path):
+    data = tmp_path / "data" / "toy"
+    for split in ("train", "valid", "test"):
+        label = "medium" if split == "valid" else "low"
+        write_shards([(f"{split}0", tone(300), 16_000, {"label": label})], data / f"{split}-%03d.tar")
+    card = write_card(tmp_path / "toy.yaml")
+    with pytest.raises(LabelError, match=r"task 'toy', split 'valid', file .*valid-000.tar, sample 'valid0': label 'medium'"):
+        evaluate("log-mel", tasks=[card], data_dir=tmp_path / "data", cache_dir=tmp_path / "c", output_dir=None)
+
+
+def test_missing_data_fails_before_the_encoder_loads(tmp_path):
+    card = write_card(tmp_path / "toy.yaml")
+    with pytest.raises(FileNotFoundError, match="task 'toy': data folder"):
+        evaluate("org/not-in-cache", tasks=[card], data_dir=tmp_path / "none", cache_dir=tmp_path, output_dir=None)
