@@ -8,10 +8,11 @@ from ..embedding_cache import default_cache_dir
 from .synthetic import build_synthetic_suite
 
 DEFAULT_SUITE = "mini"
+SUITE_VERSION = 1  # bump when the generator changes, so a stale built suite is never reused
 
 
 def suite_dir(size: str = DEFAULT_SUITE) -> Path:
-    return default_cache_dir() / "suites" / f"synthetic-{size}"
+    return default_cache_dir() / "suites" / f"synthetic-{size}-v{SUITE_VERSION}"
 
 
 def ensure_suite(size: str = DEFAULT_SUITE, seed: int = 0) -> Path:
