@@ -33,7 +33,8 @@ def test_accuracy_docstring_examples_run():
 
 def test_scores_are_normalised_and_weighted():
     assert scoring.normalise("accuracy", 0.5) == 0.5
-    assert scoring.weighted_average([(1.0, 3), (0.0, 1)]) == 0.75
-    assert scoring.weighted_average([]) is None
+    assert scoring.aggregate([1.0, 0.0], [3, 1], ["accuracy", "accuracy"]) == ([1.0, 0.0], 0.75)
+    assert scoring.aggregate([0.4], [0], ["accuracy"]) == ([0.4], None)
+    assert scoring.aggregate([], [], []) == ([], None)
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         scoring.compute("bleu", [0], [0])

@@ -7,6 +7,7 @@
 
 from .api import check_encoder, evaluate, list_tasks
 from .encoders import EncoderContractError, load_encoder
+from .metric_modules import register_metrics
 from .results import Results, TaskResult
 from .tasks import TaskCard, TaskCardError, load_task
 from .version import __version__
@@ -23,4 +24,5 @@ __all__ = [
     "list_tasks",
     "load_encoder",
     "load_task",
+    "register_metrics",
 ]

@@ -8,6 +8,7 @@ import sys
 from . import api
 from .data import DataError
 from .encoders import EncoderContractError
+from .metric_modules import register_metrics
 from .tasks import LabelError, TaskCardError
 
 USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, FileNotFoundError, ValueError)
@@ -34,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--layer", type=int)
 
     sub.add_parser("tasks", help="list the shipped task cards")
+    sub.add_parser(
+        "register-metrics", help='make evaluate.load("xares/<name>") work offline by caching the shipped modules'
+    )
     return parser
 
 
@@ -58,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nresults written under {args.output_dir}/")
         elif args.command == "check":
             print(api.check_encoder(args.model, layer=args.layer))
+        elif args.command == "register-metrics":
+            for module_id in register_metrics():
+                print(f"registered {module_id}")
         else:
             _print_tasks(api.list_tasks())
     except USER_ERRORS as err:

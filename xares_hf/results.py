@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .scoring import weighted_average
+from .scoring import aggregate
 from .version import __version__
 
 SCHEMA_VERSION = 1
@@ -34,6 +34,7 @@ class TaskResult:
     folds: dict[str, dict[str, float]] = field(default_factory=dict)
     encoded: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the ASR head and decoder, the tokenizer used
 
 
 @dataclass
@@ -45,14 +46,24 @@ class Results:
     xares_hf_version: str = __version__
     schema_version: int = SCHEMA_VERSION
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    averages: dict[str, float | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.averages is None:  # X-ARES' weighted averages, by the xares_score module
+            mlp = self.tasks
+            knn = [t for t in self.tasks if t.knn is not None]
+            self.averages = {
+                "mlp": aggregate([t.mlp for t in mlp], [t.eval_weight for t in mlp], [t.metric for t in mlp])[1],
+                "knn": aggregate([t.knn for t in knn], [t.eval_weight for t in knn], ["accuracy"] * len(knn))[1],
+            }
 
     @property
     def mlp_average(self) -> float | None:
-        return weighted_average([(t.mlp_score, t.eval_weight) for t in self.tasks])
+        return self.averages["mlp"]
 
     @property
     def knn_average(self) -> float | None:
-        return weighted_average([(t.knn_score, t.eval_weight) for t in self.tasks if t.knn_score is not None])
+        return self.averages["knn"]
 
     def __getitem__(self, task: str) -> TaskResult:
         for t in self.tasks:
@@ -66,7 +77,7 @@ class Results:
             "xares_hf_version": self.xares_hf_version,
             "created": self.created,
             "encoder": self.encoder,
-            "averages": {"mlp": self.mlp_average, "knn": self.knn_average},
+            "averages": dict(self.averages),
             "tasks": [asdict(t) for t in self.tasks],
         }
 
@@ -80,6 +91,7 @@ class Results:
             xares_hf_version=data["xares_hf_version"],
             schema_version=data["schema_version"],
             created=data["created"],
+            averages=data["averages"],
         )
 
     def save(self, output_dir: str | Path) -> Path:
@@ -101,7 +113,7 @@ class Results:
         import pandas as pd
 
         rows = [
-            {k: v for k, v in asdict(t).items() if k not in ("folds", "timings")} for t in self.tasks
+            {k: v for k, v in asdict(t).items() if k not in ("folds", "timings", "details")} for t in self.tasks
         ]
         return pd.DataFrame(rows).set_index("name")
 

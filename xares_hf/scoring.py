@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .metric_modules import metric_path
+
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """How a card's metric name is computed and normalised to 0-1 (worst -> 0, best -> 1)."""
+    """How a card's metric name is computed by a module, and its worst and best values for normalisation."""
 
     module: str
     key: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    config: str | None = None
     worst: float = 0.0
     best: float = 1.0
 
 
 METRICS: dict[str, MetricSpec] = {
     "accuracy": MetricSpec(module="accuracy", key="accuracy"),
+    "mAP": MetricSpec(module="mean_average_precision", key="mean_average_precision"),
+    "segmentf1_macro": MetricSpec(module="segment_f1", key="segment_f1", kwargs=(("average", "macro"),)),
+    "segmentf1_micro": MetricSpec(module="segment_f1", key="segment_f1", kwargs=(("average", "micro"),)),
+    "recallatk_r1": MetricSpec(module="recall_at_k", key="R@1", kwargs=(("k", [1]),)),
+    "WER_inv": MetricSpec(module="iwer", key="iwer"),
 }
-
-
-def metrics_dir() -> Path:
-    """The folder holding the ``evaluate`` modules (``$XARES_HF_METRICS_DIR`` overrides)."""
-    candidates = [os.environ.get("XARES_HF_METRICS_DIR"), Path(__file__).resolve().parents[1] / "metrics"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    raise FileNotFoundError("cannot find the xares-hf metric modules folder; set XARES_HF_METRICS_DIR")
-
-
-def metric_path(module: str) -> str:
-    """Local path of one metric module folder, loadable with ``evaluate.load(path)`` offline."""
-    path = metrics_dir() / module
-    if not (path / f"{module}.py").is_file():
-        raise FileNotFoundError(f"metric module '{module}' not found in {metrics_dir()}")
-    return str(path)
 
 
 def metric_spec(name: str) -> MetricSpec:
@@ -50,29 +40,36 @@ def metric_spec(name: str) -> MetricSpec:
 
 
 @lru_cache(maxsize=None)
-def _module(name: str):
+def _module(name: str, config: str | None = None):
     import evaluate
 
-    return evaluate.load(metric_path(name))
+    return evaluate.load(metric_path(name), config)
 
 
 def compute(metric: str, predictions: Any, references: Any, **kwargs: Any) -> float:
     """The task metric's raw value, computed by its ``evaluate`` module."""
     spec = metric_spec(metric)
-    result = _module(spec.module).compute(predictions=predictions, references=references, **kwargs)
+    module = _module(spec.module, spec.config)
+    result = module.compute(predictions=predictions, references=references, **dict(spec.kwargs), **kwargs)
     value = float(result[spec.key])
     if not np.isfinite(value):
         raise ValueError(f"metric '{metric}' returned a non-finite value {value}")
     return value
 
 
+def aggregate(values: list[float], weights: list[float], metrics: list[str]) -> tuple[list[float], float | None]:
+    """Normalised 0-1 scores and their weighted average, by the ``xares_score`` module (None if no weight)."""
+    if not values:
+        return [], None
+    specs = [metric_spec(m) for m in metrics]
+    module = _module("xares_score")
+    kw = dict(worst=[s.worst for s in specs], best=[s.best for s in specs])
+    if sum(weights) <= 0:
+        return module.compute(scores=values, weights=[1.0] * len(values), **kw)["normalised_scores"], None
+    result = module.compute(scores=values, weights=weights, **kw)
+    return result["normalised_scores"], result["score"]
+
+
 def normalise(metric: str, value: float) -> float:
-    """Map a metric value onto 0-1 between its worst and best values, clipped."""
-    spec = metric_spec(metric)
-    return float(np.clip((value - spec.worst) / (spec.best - spec.worst), 0.0, 1.0))
-
-
-def weighted_average(scores: list[tuple[float, float]]) -> float | None:
-    """X-ARES' benchmark score: sum(score * weight) / sum(weight); None when no weight."""
-    total = sum(w for _, w in scores)
-    return None if total <= 0 else sum(s * w for s, w in scores) / total
+    """One metric value mapped onto 0-1 between its worst and best values."""
+    return aggregate([value], [1.0], [metric])[0][0]
