@@ -16,9 +16,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ROOT / "xares_hf" / "tasks" / "cards"
-SUPPORTED = {("clip", "accuracy")}
+SUPPORTED = {("clip", "accuracy"), ("clip", "mAP"), ("frame", "segmentf1_macro"), ("frame", "segmentf1_micro"),
+             ("contrastive", "recallatk_r1"), ("asr", "WER_inv")}
 INDEX_LABELS = {"esc50", "libricount"}
 IMPLICIT_CLASSES = {"librispeechmalefemale": ["M", "F"]}
+# label specs the facts describe in prose (see each task's label_description)
+SPECIAL_LABELS = {
+    "fsd50k": {"kind": "multi_label", "field": "soundevent", "separator": ";"},
+    "desed": {"kind": "events", "field": "label", "separator": ",", "onset_field": "onset", "offset_field": "offset"},
+    "maestro": {"kind": "events", "field": "note", "onset_field": "start", "offset_field": "end"},
+    "clotho": {"kind": "captions"},
+    "librispeech": {"kind": "transcript", "field": "trans"},
+}
+SPECIAL_PROBE = {
+    "maestro": {"pos_weight": 10.0},
+    "clotho": {"embed_dim": 1024, "tokenizer": "google-bert/bert-base-uncased"},
+    "librispeech": {"head": "llm", "decoder": "Qwen/Qwen2.5-0.5B", "max_new_tokens": 200},
+}
 
 
 def card_for(task: dict) -> dict:
@@ -32,14 +46,20 @@ def card_for(task: dict) -> dict:
         data["splits"] = {k: task["audio_tar_patterns"][k] for k in ("train", "valid", "test")}
     data["crop_length"] = task["crop_length"]
     data["zenodo_id"] = task["zenodo_id"]
-    labels: dict = {"field": task["label_fields"][0], "num_classes": task["num_classes"]}
     classes = task.get("class_names") or IMPLICIT_CLASSES.get(name)
-    if name in INDEX_LABELS or not classes:
-        labels["kind"] = "index"
+    if name in SPECIAL_LABELS:
+        labels = dict(SPECIAL_LABELS[name])
+        if task["num_classes"]:
+            labels.update(num_classes=task["num_classes"], classes=[str(c) for c in classes])
     else:
-        labels["kind"] = "class_name"
-        labels["classes"] = [str(c) for c in classes]
-    return {
+        labels = {"field": task["label_fields"][0], "num_classes": task["num_classes"]}
+        if name in INDEX_LABELS or not classes:
+            labels["kind"] = "index"
+        else:
+            labels["kind"] = "class_name"
+            labels["classes"] = [str(c) for c in classes]
+    order = ("kind", "field", "separator", "events_field", "onset_field", "offset_field", "num_classes", "classes")
+    card = {
         "name": name,
         "formal_name": task["formal_name"],
         "domain": task["domain"],
@@ -50,14 +70,19 @@ def card_for(task: dict) -> dict:
         "private": task["private"],
         "description": "Labels in X-ARES: " + task["label_description"],
         "data": data,
-        "labels": {k: labels[k] for k in ("kind", "field", "num_classes", "classes") if k in labels},
+        "labels": {k: labels[k] for k in order if k in labels},
         "probe": {
             "epochs": task["epochs"],
             "learning_rate": task["learning_rate"],
             "batch_size": task["batch_size_train"],
             "batch_size_encode": task["batch_size_encode"],
+            **SPECIAL_PROBE.get(name, {}),
         },
     }
+    segment = task["metric_args"].get("segment_length_in_s")
+    if segment is not None:
+        card["metric_args"] = {"segment_length_in_s": segment}
+    return card
 
 
 def main() -> None:

@@ -107,3 +107,30 @@ def write_card(path: Path, **overrides) -> Path:
 def tone(freq: float, seconds: float = 0.5, sr: int = 16_000) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+SR = 16_000
+TONES = {"beep": 1000.0, "hum": 150.0, "whistle": 3000.0, "chirp": 500.0}
+
+
+def tone_at(freq: float, seconds: float, onset: float, offset: float, sr: int = SR) -> np.ndarray:
+    """Silence (a little noise) with a tone between onset and offset seconds."""
+    rng = np.random.default_rng(int(freq * 1000 + onset * 100))
+    t = np.arange(int(seconds * sr)) / sr
+    wave = 0.003 * rng.standard_normal(t.size)
+    span = (t >= onset) & (t < offset)
+    wave[span] += 0.4 * np.sin(2 * np.pi * freq * t[span])
+    return wave.astype(np.float32)
+
+
+def write_task(root: Path, name: str, card: dict, make_split) -> Path:
+    """Write train/valid/test shards from ``make_split(split) -> [(key, wave, meta)]`` and the card; returns the card path."""
+    from xares_hf.data import write_shards
+
+    for split in ("train", "valid", "test"):
+        write_shards([(k, w, SR, m) for k, w, m in make_split(split)], root / name / f"{split}-%03d.tar")
+    card = {"name": name, "formal_name": name, "domain": "sound", "eval_weight": 10, "knn": False,
+            "data": {"splits": {s: f"{s}-*.tar" for s in ("train", "valid", "test")}}, **card}
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(card, sort_keys=False))
+    return path

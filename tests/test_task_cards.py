@@ -14,7 +14,7 @@ def test_shipped_cards_carry_the_xares_facts():
     assert FACTS.is_file(), f"the shared task facts are expected at {FACTS}"
     facts = json.loads(FACTS.read_text())["tasks"]
     cards = shipped_cards()
-    assert len(cards) == 17
+    assert len(cards) == 22
     for name in cards:
         card, fact = load_task(name), facts[name]
         assert card.eval_weight == fact["eval_weight"]
@@ -88,7 +88,7 @@ def test_label_kinds_need_no_python(tmp_path):
         enc.encode({"y": 1.5}, "s")
 
     multi = load_task(
-        write_card(tmp_path / "c.yaml", labels={"kind": "multi_label", "field": "tags", "num_classes": 3, "classes": ["a", "b", "c"], "separator": ";"})
+        write_card(tmp_path / "c.yaml", metric="mAP", knn=False, labels={"kind": "multi_label", "field": "tags", "num_classes": 3, "classes": ["a", "b", "c"], "separator": ";"})
     )
     enc = LabelEncoder(multi.labels, "toy")
     assert np.array_equal(enc.encode_many([{"tags": "a;c"}, {"tags": "b"}], ["x", "y"]), [[1, 0, 1], [0, 1, 0]])

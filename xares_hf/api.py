@@ -74,7 +74,7 @@ def evaluate(
     for warning in report.warnings:
         logger.warning("encoder %s: %s", report.name, warning)
     cache = EmbeddingCache(cache_dir)
-    task_results = [evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn) for card in cards]
+    task_results = [evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device)) for card in cards]
     results = Results(
         encoder={
             **encoder.identity,

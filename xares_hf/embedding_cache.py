@@ -1,7 +1,8 @@
 """Embeddings on disk, keyed by a fingerprint of encoder, task and data, so a rerun does no encoding.
 
 Each split is one ``.npz`` with the mean-pooled clip embeddings (what clip probes train on, held in
-memory) plus each sample's key, shard and JSON. Files are written to a temporary name and renamed,
+memory), for tasks that need them the frame embeddings (concatenated, with each clip's frame count),
+plus each sample's key, shard, duration and JSON. Files are written to a temporary name and renamed,
 so an interrupted run never leaves a half-written entry behind.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -34,6 +35,8 @@ class SplitEmbeddings:
     keys: list[str]
     urls: list[str]
     metas: list[object]
+    durations: np.ndarray  # (N,) seconds of audio encoded
+    frames: list[np.ndarray] | None = None  # per sample (T_i, D), when the task needs frames
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -72,11 +75,16 @@ class EmbeddingCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
+                frames = None
+                if "frames" in data:
+                    frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
                 return SplitEmbeddings(
                     pooled=data["pooled"],
                     keys=data["keys"].tolist(),
                     urls=data["urls"].tolist(),
                     metas=[json.loads(m) for m in data["metas"].tolist()],
+                    durations=data["durations"],
+                    frames=frames,
                 )
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # unreadable entry: encode again rather than fail or mis-score
@@ -86,8 +94,16 @@ class EmbeddingCache:
         path = self.path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        extra = {}
+        if split.frames is not None:
+            extra = {
+                "frames": np.concatenate(split.frames).astype(np.float32),
+                "frame_counts": np.asarray([f.shape[0] for f in split.frames], dtype=np.int64),
+            }
         np.savez(
             tmp,
+            **extra,
+            durations=np.asarray(split.durations, dtype=np.float64),
             pooled=split.pooled.astype(np.float32),
             keys=np.asarray(split.keys, dtype=str),
             urls=np.asarray(split.urls, dtype=str),

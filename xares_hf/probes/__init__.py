@@ -1,6 +1,9 @@
-"""Probes trained or fit on frozen embeddings: the linear (MLP) probe and k-NN."""
+"""Probes trained or fit on frozen embeddings: linear (clip and frame), k-NN, retrieval towers and ASR heads."""
 
 from .knn import knn_predict
+from .asr import AsrResult, train_asr_probe
+from .frame import train_frame_probe
 from .linear import ProbeResult, linear_head, train_linear_probe
+from .retrieval import RetrievalResult, train_retrieval_probe
 
-__all__ = ["ProbeResult", "knn_predict", "linear_head", "train_linear_probe"]
+__all__ = ["AsrResult", "ProbeResult", "knn_predict", "linear_head", "train_asr_probe", "train_frame_probe", "train_linear_probe", "RetrievalResult", "train_retrieval_probe"]

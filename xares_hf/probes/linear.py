@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 class ProbeResult:
     """The trained probe's test predictions and its selection history."""
 
-    test_predictions: np.ndarray
+    test_predictions: np.ndarray | list[np.ndarray]
     best_epoch: int
     valid_scores: list[float]
 

@@ -12,8 +12,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-TaskType = Literal["clip", "frame", "multilabel", "contrastive", "asr"]
+TaskType = Literal["clip", "frame", "contrastive", "asr"]
 Domain = Literal["speech", "sound", "music"]
+Metric = Literal["accuracy", "mAP", "segmentf1_macro", "segmentf1_micro", "recallatk_r1", "WER_inv"]
+
+# which label kinds and metrics each task type takes
+TASK_TYPE_RULES: dict[str, tuple[set[str], set[str]]] = {
+    "clip": ({"index", "class_name", "multi_label"}, {"accuracy", "mAP"}),
+    "frame": ({"events"}, {"segmentf1_macro", "segmentf1_micro"}),
+    "contrastive": ({"captions"}, {"recallatk_r1"}),
+    "asr": ({"transcript"}, {"WER_inv"}),
+}
 
 
 class TaskCardError(ValueError):
@@ -63,18 +72,31 @@ class LabelSpec(_Strict):
 
     - ``index``: the field holds the class index itself (an int, or a string of digits);
     - ``class_name``: the field holds a class name, mapped through ``classes``;
-    - ``multi_label``: the field holds several class names joined by ``separator``.
+    - ``multi_label``: the field holds several class names joined by ``separator``;
+    - ``events``: a list of timed events (the JSON itself, or ``events_field`` of it), each with
+      ``onset_field``/``offset_field`` in seconds and class name(s) in ``field`` (frame tasks);
+    - ``captions``: the captions of a clip: ``field`` (a list of strings) or, without ``field``,
+      every string value of the JSON (X-ARES' Clotho layout);
+    - ``transcript``: the text in ``field`` (ASR).
     """
 
-    kind: Literal["index", "class_name", "multi_label"]
-    field: str
-    num_classes: int = Field(gt=1)
+    kind: Literal["index", "class_name", "multi_label", "events", "captions", "transcript"]
+    field: str | None = None
+    num_classes: int | None = Field(default=None, gt=1)
     classes: list[str] | None = None
     separator: str | None = None
+    events_field: str | None = None
+    onset_field: str = "onset"
+    offset_field: str = "offset"
 
     @model_validator(mode="after")
     def _consistent(self) -> "LabelSpec":
-        if self.kind in ("class_name", "multi_label"):
+        if self.kind in ("index", "class_name", "multi_label", "events"):
+            if self.num_classes is None:
+                raise ValueError(f"kind '{self.kind}' needs 'num_classes'")
+        if self.kind != "captions" and not self.field:
+            raise ValueError(f"kind '{self.kind}' needs 'field'")
+        if self.kind in ("class_name", "multi_label", "events"):
             if not self.classes:
                 raise ValueError(f"kind '{self.kind}' needs a 'classes' list")
             if len(self.classes) != self.num_classes:
@@ -87,12 +109,24 @@ class LabelSpec(_Strict):
 
 
 class ProbeSpec(_Strict):
-    """Hyper-parameters of the linear probe and of encoding (X-ARES defaults)."""
+    """Hyper-parameters of the probe and of encoding (X-ARES defaults)."""
 
     epochs: int = Field(default=10, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
     batch_size: int = Field(default=32, gt=0)
     batch_size_encode: int = Field(default=16, gt=0)
+    pos_weight: float | None = Field(default=None, gt=0, description="BCE positive weight (frame tasks)")
+    embed_dim: int = Field(default=1024, gt=0, description="joint embedding size (retrieval)")
+    tokenizer: str | None = Field(default="google-bert/bert-base-uncased", description="text tokenizer (retrieval)")
+    head: Literal["ctc", "llm"] = Field(default="llm", description="ASR head: frozen causal LM + adapter, or CTC")
+    decoder: str | None = Field(default="Qwen/Qwen2.5-0.5B", description="causal LM of the ASR 'llm' head")
+    max_new_tokens: int = Field(default=200, gt=0)
+
+
+class MetricArgs(_Strict):
+    """Arguments of the task metric (segment F1)."""
+
+    segment_length_in_s: float = Field(default=1.0, gt=0)
 
 
 class TaskCard(_Strict):
@@ -102,7 +136,8 @@ class TaskCard(_Strict):
     formal_name: str
     domain: Domain
     task_type: TaskType = "clip"
-    metric: str = "accuracy"
+    metric: Metric = "accuracy"
+    metric_args: MetricArgs = MetricArgs()
     eval_weight: float = Field(ge=0)
     data: DataSpec
     labels: LabelSpec
@@ -111,6 +146,23 @@ class TaskCard(_Strict):
     private: bool = False
     description: str = ""
     path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _type_fits(self) -> "TaskCard":
+        kinds, metrics = TASK_TYPE_RULES[self.task_type]
+        if self.labels.kind not in kinds:
+            raise ValueError(f"task_type '{self.task_type}' needs labels.kind in {sorted(kinds)}, got '{self.labels.kind}'")
+        if self.metric not in metrics:
+            raise ValueError(f"task_type '{self.task_type}' is scored with {sorted(metrics)}, not '{self.metric}'")
+        if self.metric == "mAP" and self.labels.kind != "multi_label":
+            raise ValueError("metric 'mAP' needs labels.kind 'multi_label'")
+        if self.labels.kind == "multi_label" and self.metric != "mAP":
+            raise ValueError("multi-label clip tasks are scored with 'mAP'")
+        if self.knn and (self.task_type != "clip" or self.labels.kind == "multi_label"):
+            raise ValueError("knn applies only to single-label clip tasks: set 'knn: false'")
+        if self.task_type == "frame" and self.data.crop_length is not None:
+            raise ValueError("frame tasks cannot set data.crop_length (event times would no longer match)")
+        return self
 
     @property
     def is_k_fold(self) -> bool:

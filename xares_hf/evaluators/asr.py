@@ -1,0 +1,38 @@
+"""ASR (LibriSpeech): an adapter into a frozen causal LM, or a light CTC probe, scored by iWER."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import scoring
+from ..probes.asr import train_asr_probe
+from .base import Context, Round
+
+
+def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+    card = ctx.card
+
+    def score(hypotheses: list[str], references: list[str]) -> float:
+        return scoring.compute(card.metric, predictions=hypotheses, references=references)
+
+    result = train_asr_probe(
+        (data.train.frames, data.train.labels),
+        (data.valid.frames, data.valid.labels),
+        data.test.frames,
+        score=score,
+        head=card.probe.head,
+        decoder=card.probe.decoder,
+        epochs=card.probe.epochs,
+        learning_rate=card.probe.learning_rate,
+        batch_size=card.probe.batch_size,
+        seed=ctx.seed,
+        max_new_tokens=card.probe.max_new_tokens,
+        device=ctx.device,
+        desc=f"asr {card.name}/{data.name}",
+    )
+    return {
+        "mlp": score(result.test_hypotheses, data.test.labels),
+        "best_epoch": result.best_epoch,
+        "asr_head": result.head,
+        "decoder": result.decoder,
+    }

@@ -1,0 +1,43 @@
+"""Clip tasks: the linear probe on pooled embeddings (single- or multi-label) and, for single-label, k-NN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import scoring
+from ..probes import knn_predict, train_linear_probe
+from .base import Context, Round
+
+
+def _score(metric: str):
+    def score(logits: np.ndarray, labels: np.ndarray) -> float:
+        if metric == "mAP":
+            return scoring.compute(metric, predictions=logits, references=labels.astype(np.int64))
+        return scoring.compute(metric, predictions=logits.argmax(axis=1), references=labels)
+
+    return score
+
+
+def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+    card = ctx.card
+    multi_label = card.labels.kind == "multi_label"
+    probe = train_linear_probe(
+        (data.train.pooled, data.train.labels),
+        (data.valid.pooled, data.valid.labels),
+        data.test.pooled,
+        num_classes=card.labels.num_classes,
+        score=_score(card.metric),
+        epochs=card.probe.epochs,
+        learning_rate=card.probe.learning_rate,
+        batch_size=card.probe.batch_size,
+        multi_label=multi_label,
+        seed=ctx.seed,
+        desc=f"probe {card.name}/{data.name}",
+    )
+    scores: dict[str, Any] = {"mlp": _score(card.metric)(probe.test_predictions, data.test.labels), "best_epoch": probe.best_epoch}
+    if ctx.knn and card.knn:
+        predictions = knn_predict(data.train.pooled, data.train.labels, data.test.pooled)
+        scores["knn"] = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
+    return scores
