@@ -134,3 +134,29 @@ def write_task(root: Path, name: str, card: dict, make_split) -> Path:
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(card, sort_keys=False))
     return path
+
+
+def save_tiny_qwen2(folder, texts: list[str], separator: bool = True, seed: int = 0, init: float = 0.02):
+    """A small byte-level BPE tokenizer trained on ``texts`` and a randomly initialised tiny Qwen2, saved.
+
+    Byte-level like Qwen's own: transformers 5 reloads this folder as a ``Qwen2Tokenizer`` (from config.json's
+    model_type), which imposes Qwen's byte-level pre-tokenizer; a Metaspace vocabulary would then lose its spaces.
+    """
+    import transformers as tf
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    specials = ["<|endoftext|>"] + (["<|vision_end|>"] if separator else [])
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=48, special_tokens=specials))
+    fast = tf.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    config = tf.Qwen2Config(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        vocab_size=len(fast), max_position_embeddings=512, tie_word_embeddings=True,
+        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id, bos_token_id=None, initializer_range=init,
+    )
+    torch.manual_seed(seed)
+    tf.Qwen2ForCausalLM(config).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder

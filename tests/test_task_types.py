@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from helpers import SR, TONES, ConstantEncoder, tone_at, write_task
+from helpers import SR, TONES, ConstantEncoder, save_tiny_qwen2, tone_at, write_task
 from xares_hf import evaluate
 from xares_hf.tasks import Event, LabelError, frame_targets
 
@@ -161,6 +161,24 @@ def test_asr_task_with_the_ctc_head(asr_task, tmp_path):
     assert useful.metric == "WER_inv" and useful.details["asr_head"] == "ctc"
     assert useful.mlp >= 0.5
     assert constant.mlp <= 0.1
+
+
+def test_asr_task_with_the_llm_head_through_evaluate(asr_task, tmp_path):
+    import yaml
+
+    root, card = asr_task
+    quick = yaml.safe_load(card.read_text())
+    quick["probe"].update(epochs=2, max_new_tokens=8)  # a frozen random LM: this checks the wiring, not learning
+    card = tmp_path / "speech.yaml"
+    card.write_text(yaml.safe_dump(quick))
+    decoder = save_tiny_qwen2(tmp_path / "tiny-qwen2", ["abc de fg", "gab cd"])
+    result = evaluate("log-mel", tasks=[card], data_dir=root, cache_dir=tmp_path / "cache", output_dir=None,
+                      asr_head="llm", asr_decoder=str(decoder))["speech"]
+    assert result.details == {"asr_head": "llm", "decoder": str(decoder)}
+    assert 0.0 <= result.mlp <= 1.0
+    with pytest.raises(ValueError, match="(?s)cannot load the ASR decoder 'org/absent-lm'.*--asr-head ctc"):
+        evaluate("log-mel", tasks=[card], data_dir=root, cache_dir=tmp_path / "cache", output_dir=None,
+                 asr_head="llm", asr_decoder="org/absent-lm")
 
 
 def test_bad_labels_of_new_task_types_are_clear(tmp_path):

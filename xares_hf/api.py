@@ -48,6 +48,8 @@ def evaluate(
     device: str | torch.device | None = None,
     seed: int = 42,
     knn: bool = True,
+    asr_head: str | None = None,
+    asr_decoder: str | None = None,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -63,8 +65,12 @@ def evaluate(
         device: where the encoder runs (default: CUDA if available).
         seed: seed of probe training (X-ARES uses 42); the same inputs give the same scores.
         knn: also run the k-NN probe on tasks whose card allows it.
+        asr_head: override the ASR cards' head: ``"llm"`` (adapter into a frozen causal LM, the paper's)
+            or ``"ctc"`` (a light character probe that needs no pretrained decoder).
+        asr_decoder: override the causal LM of the ``"llm"`` head (Hub id or local folder).
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
+    cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     for card in cards:  # every task's shards must be there before any encoding starts
         shard_files(card, data_root)
     if device is None:
@@ -87,6 +93,15 @@ def evaluate(
     if output_dir is not None:
         results.save(output_dir)
     return results
+
+
+def _with_asr_choice(card: TaskCard, head: str | None, decoder: str | None) -> TaskCard:
+    if card.task_type != "asr" or (head is None and decoder is None):
+        return card
+    update = {k: v for k, v in (("head", head), ("decoder", decoder)) if v is not None}
+    if update.get("head") not in (None, "ctc", "llm"):
+        raise ValueError(f"asr_head must be 'ctc' or 'llm', got {head!r}")
+    return card.model_copy(update={"probe": card.probe.model_copy(update=update)})
 
 
 def check_encoder(model: str | os.PathLike | torch.nn.Module, layer: int | None = None):

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--no-knn", action="store_true", help="skip the k-NN probe")
+    ev.add_argument("--asr-head", choices=["llm", "ctc"], help="ASR head: adapter into a frozen causal LM (the paper's) or a CTC probe")
+    ev.add_argument("--asr-decoder", help="causal LM of the 'llm' ASR head (Hub id or folder; default Qwen/Qwen2.5-0.5B)")
 
     ch = sub.add_parser("check", help="check that an encoder meets the X-ARES encoder contract")
     ch.add_argument("model")
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 seed=args.seed,
                 knn=not args.no_knn,
+                asr_head=args.asr_head,
+                asr_decoder=args.asr_decoder,
             )
             print(results)
             if args.output_dir:

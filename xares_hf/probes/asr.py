@@ -155,8 +155,14 @@ def _load_decoder(decoder: str):
     """The causal LM (float32) and its tokenizer; ``decoder`` is a Hub id or a local folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(decoder)
-    lm = AutoModelForCausalLM.from_pretrained(decoder, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(decoder)
+        lm = AutoModelForCausalLM.from_pretrained(decoder, dtype=torch.float32)
+    except OSError as err:
+        raise ValueError(
+            f"cannot load the ASR decoder '{decoder}': {err}\n  (offline? cache it first, pass a local folder as the "
+            "decoder, or use the light CTC head: asr_head='ctc' / --asr-head ctc)"
+        ) from err
     return lm, tokenizer
 
 
