@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Set up xares-hf in ./.venv from a clean clone: ffmpeg (apt-get, when root), the CPU build of
-# torch 2.13.0, torchcodec 0.13.0 (the datasets.Audio backend that works on CPU), then the package
-# with its test extras. Safe to run again: it only installs what is missing.
+# Set up xares-hf in ./.venv from a clean clone: Debian packages (apt-get, when root): ffmpeg (audio
+# decoding) and the material of the xares-mini suite (espeak-ng, fluidsynth + fluid-soundfont-gm,
+# ufoai-sound); then the CPU build of torch 2.13.0, torchcodec 0.13.0 (the datasets.Audio backend that
+# works on CPU), and the package with its test extras. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v ffmpeg >/dev/null 2>&1; then
+DEBS=(ffmpeg espeak-ng fluidsynth fluid-soundfont-gm ufoai-sound)
+missing=()
+for deb in "${DEBS[@]}"; do
+  dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "setup: installing ffmpeg (torchcodec decodes audio through it)"
+    echo "setup: installing ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: ffmpeg is missing; install it first (e.g. sudo apt-get install ffmpeg)" >&2
+    echo "setup: missing Debian packages: ${missing[*]}; install them first (sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

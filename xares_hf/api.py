@@ -15,7 +15,7 @@ from .encoders import check_encoder as _check
 from .encoders import load_encoder
 from .pipeline import evaluate_task
 from .results import Results
-from .suites import DEFAULT_SUITE, ensure_suite
+from .suites import DEFAULT_SIZE, ensure_suite
 from .tasks import TaskCard, load_tasks, shipped_cards
 
 logger = logging.getLogger("xares_hf")
@@ -25,7 +25,7 @@ def _resolve_tasks(
     tasks: str | Path | TaskCard | Iterable[str | Path | TaskCard] | None, data_dir: str | Path | None
 ) -> tuple[list[TaskCard], Path]:
     if tasks is None:
-        folder = ensure_suite(DEFAULT_SUITE)
+        folder = ensure_suite(DEFAULT_SIZE)
         return load_tasks([folder / "cards"]), Path(data_dir) if data_dir else folder
     if isinstance(tasks, (str, Path, TaskCard)):
         tasks = [tasks]
@@ -50,13 +50,15 @@ def evaluate(
     knn: bool = True,
     asr_head: str | None = None,
     asr_decoder: str | None = None,
+    pad_whisper: bool = True,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
     Args:
         model: a Hub id or local folder of any ``transformers`` audio model, a ``.py`` file with an
             X-ARES encoder class (``file.py[:Class]``), a built-in baseline (``"log-mel"``) or an ``nn.Module``.
-        tasks: task names, card paths or folders of cards; ``None`` runs the built-in suite (built on first use).
+        tasks: task names, card paths or folders of cards; ``None`` runs xares-mini, the built-in suite of
+            real audio (built on first use, about a minute).
         data_dir: folder with ``<task>/<split>*.tar`` shards (default: the built-in suite's, or ``$XARES_HF_DATA``).
         output_dir: where ``<encoder id>/results.json`` is written; ``None`` writes nothing.
         cache_dir: embedding cache (default ``$XARES_HF_CACHE`` or ``~/.cache/huggingface/xares_hf/embeddings``).
@@ -68,6 +70,8 @@ def evaluate(
         asr_head: override the ASR cards' head: ``"llm"`` (adapter into a frozen causal LM, the paper's)
             or ``"ctc"`` (a light character probe that needs no pretrained decoder).
         asr_decoder: override the causal LM of the ``"llm"`` head (Hub id or local folder).
+        pad_whisper: Whisper models see 30 s windows as their feature extractor (and X-ARES) makes them;
+            ``False`` encodes each clip at its own length: much faster on short clips, different embeddings.
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
@@ -75,7 +79,7 @@ def evaluate(
         shard_files(card, data_root)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoder = load_encoder(model, layer=layer, revision=revision, device=device)
+    encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper)
     report = _check(encoder)
     for warning in report.warnings:
         logger.warning("encoder %s: %s", report.name, warning)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import api
 from .data import DataError
 from .encoders import EncoderContractError
+from .suites.mini.common import SuiteBuildError
 from .metric_modules import register_metrics
 from .tasks import LabelError, TaskCardError
 
-USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, FileNotFoundError, ValueError)
+USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, SuiteBuildError, FileNotFoundError, ValueError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=42)
     ev.add_argument("--no-knn", action="store_true", help="skip the k-NN probe")
     ev.add_argument("--asr-head", choices=["llm", "ctc"], help="ASR head: adapter into a frozen causal LM (the paper's) or a CTC probe")
+    ev.add_argument("--no-whisper-padding", action="store_true", help="encode Whisper models on each clip's length, not 30 s windows (faster)")
     ev.add_argument("--asr-decoder", help="causal LM of the 'llm' ASR head (Hub id or folder; default Qwen/Qwen2.5-0.5B)")
 
     ch = sub.add_parser("check", help="check that an encoder meets the X-ARES encoder contract")
@@ -37,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--layer", type=int)
 
     sub.add_parser("tasks", help="list the shipped task cards")
+
+    mini = sub.add_parser("mini", help="the built-in xares-mini suite")
+    mini_sub = mini.add_subparsers(dest="mini_command", required=True)
+    build = mini_sub.add_parser("build", help="build xares-mini (real audio from espeak-ng, fluidsynth, ufoai-sound)")
+    build.add_argument("--size", choices=["tiny", "mini"], default="mini")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--out", help="output folder (default: the cache folder `xares-hf evaluate` reads)")
+    build.add_argument("--tasks", nargs="+", help="only these mini tasks")
+
+    board = sub.add_parser("leaderboard", help="print a table of saved results (one column per encoder)")
+    board.add_argument("paths", nargs="+", help="results.json files or folders holding them")
     sub.add_parser(
         "register-metrics", help='make evaluate.load("xares/<name>") work offline by caching the shipped modules'
     )
@@ -60,12 +74,25 @@ def main(argv: list[str] | None = None) -> int:
                 knn=not args.no_knn,
                 asr_head=args.asr_head,
                 asr_decoder=args.asr_decoder,
+                pad_whisper=not args.no_whisper_padding,
             )
             print(results)
             if args.output_dir:
                 print(f"\nresults written under {args.output_dir}/")
         elif args.command == "check":
             print(api.check_encoder(args.model, layer=args.layer))
+        elif args.command == "mini":
+            from .suites import build_mini_suite, suite_dir
+
+            out = build_mini_suite(args.out or suite_dir(args.size, args.seed), size=args.size, seed=args.seed, tasks=args.tasks)
+            print(f"xares-mini ({args.size}) is in {out}: cards in {out / 'cards'}")
+        elif args.command == "leaderboard":
+            from .results import Results, leaderboard
+
+            files = [p for path in args.paths for p in ([Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("results.json")))]
+            if not files:
+                raise FileNotFoundError(f"no results.json under {', '.join(args.paths)}")
+            print(leaderboard([Results.load(f) for f in files]))
         elif args.command == "register-metrics":
             for module_id in register_metrics():
                 print(f"registered {module_id}")

@@ -146,3 +146,28 @@ def _fmt(value: float | None) -> str:
 def safe_name(text: str) -> str:
     """A file-system-safe folder name for an encoder id (``org/model`` -> ``org__model``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("_") or "encoder"
+
+
+def leaderboard(runs: list[Results]) -> str:
+    """Encoders side by side: one row per task (normalised MLP score, kNN in brackets), averages last."""
+    names = [str(r.encoder.get("id")) for r in runs]
+    tasks: dict[str, str] = {}
+    for r in runs:
+        for t in r.tasks:
+            tasks.setdefault(t.name, t.formal_name)
+    rows = [("Task", *names)]
+    for name, formal in tasks.items():
+        cells = []
+        for r in runs:
+            found = next((t for t in r.tasks if t.name == name), None)
+            cells.append("-" if found is None else f"{found.mlp_score:.3f}" + ("" if found.knn_score is None else f" ({found.knn_score:.3f})"))
+        rows.append((formal, *cells))
+    rows.append(("Weighted average MLP", *[_fmt(r.mlp_average) for r in runs]))
+    rows.append(("Weighted average kNN", *[_fmt(r.knn_average) for r in runs]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0 or i == len(rows) - 3:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,12 +1,12 @@
-"""Encoders: the X-ARES contract, transformers models, encoder files and weight-free baselines."""
+"""Encoders: the X-ARES contract, transformers models, encoder files, and built-in baselines (log-mel, silero-vad)."""
 
-from .baseline import BASELINES, LogMelEncoder
+from .baseline import LogMelEncoder
 from .contract import EncoderContractError, EncoderReport, check_encoder, encode_batch
-from .loading import load_encoder
+from .loading import BUILTIN_ENCODERS, load_encoder
 from .transformers_encoder import TransformersEncoder
 
 __all__ = [
-    "BASELINES",
+    "BUILTIN_ENCODERS",
     "EncoderContractError",
     "EncoderReport",
     "LogMelEncoder",

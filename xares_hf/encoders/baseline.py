@@ -34,5 +34,3 @@ class LogMelEncoder(torch.nn.Module):
         power = spec.abs().pow(2).transpose(1, 2)  # (batch, frames, freq)
         return torch.log(power @ self.mel + 1e-6)
 
-
-BASELINES = {"log-mel": LogMelEncoder, "baseline": LogMelEncoder}

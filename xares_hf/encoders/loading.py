@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .baseline import BASELINES
+from .baseline import LogMelEncoder
 from .contract import EncoderContractError, check_encoder
 from .module_file import load_module_file
 from .transformers_encoder import TransformersEncoder
@@ -16,11 +16,21 @@ from .transformers_encoder import TransformersEncoder
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
+def _silero() -> torch.nn.Module:
+    from .silero import SileroVadEncoder
+
+    return SileroVadEncoder()
+
+
+BUILTIN_ENCODERS = {"log-mel": LogMelEncoder, "baseline": LogMelEncoder, "silero-vad": _silero}
+
+
 def load_encoder(
     model: str | os.PathLike | torch.nn.Module,
     layer: int | None = None,
     revision: str | None = None,
     device: str | torch.device | None = None,
+    pad_whisper: bool = True,
 ) -> torch.nn.Module:
     """An encoder meeting the X-ARES contract, with an ``identity`` dict used to key the embedding cache.
 
@@ -28,6 +38,8 @@ def load_encoder(
     encoder class (``file.py`` or ``file.py:ClassName``), a local ``save_pretrained`` folder or Hub
     id of any ``transformers`` audio model (``layer`` picks the hidden state, default the last), or
     an ``nn.Module`` (a ``PreTrainedModel`` is wrapped; anything else must meet the contract).
+    Built-in names: ``log-mel`` (weight-free baseline) and ``silero-vad`` (pretrained, from its PyPI wheel).
+    ``pad_whisper=False`` encodes Whisper models on each clip's own length instead of 30 s windows.
     """
     if isinstance(model, torch.nn.Module):
         encoder = _from_module(model, layer)
@@ -37,12 +49,12 @@ def load_encoder(
         )
     else:
         text = str(model)
-        if text in BASELINES:
-            encoder = BASELINES[text]()
+        if text in BUILTIN_ENCODERS:
+            encoder = BUILTIN_ENCODERS[text]()
         elif text.split(":")[0].endswith(".py"):
             encoder = load_module_file(text)
         else:
-            encoder = _from_pretrained(text, layer, revision)
+            encoder = _from_pretrained(text, layer, revision, pad_whisper)
     if layer is not None and not isinstance(encoder, TransformersEncoder):
         raise ValueError(f"layer={layer} needs a transformers model; {type(encoder).__name__} has a single output")
     if device is not None:
@@ -73,7 +85,7 @@ def _from_module(module: torch.nn.Module, layer: int | None) -> torch.nn.Module:
     return module
 
 
-def _from_pretrained(name: str, layer: int | None, revision: str | None) -> TransformersEncoder:
+def _from_pretrained(name: str, layer: int | None, revision: str | None, pad_whisper: bool = True) -> TransformersEncoder:
     from transformers import AutoFeatureExtractor, AutoModel
 
     local = Path(name).expanduser()
@@ -92,7 +104,7 @@ def _from_pretrained(name: str, layer: int | None, revision: str | None) -> Tran
         rev = f"weights-sha256:{folder_weights_hash(local)}"
     else:
         rev = _hub_commit(name, revision) or revision or "unknown"
-    return TransformersEncoder(model, extractor, layer=layer, identity={"id": name, "revision": rev})
+    return TransformersEncoder(model, extractor, layer=layer, identity={"id": name, "revision": rev}, pad_whisper=pad_whisper)
 
 
 def _hub_commit(repo_id: str, revision: str | None) -> str | None:

@@ -15,9 +15,20 @@ class TransformersEncoder(torch.nn.Module):
     encoder's downsampling); attention masks are used where the feature extractor makes them,
     otherwise clips of different lengths are encoded separately so padding never leaks in; audio
     longer than the model accepts (Whisper: 30 s) is cut into chunks whose frames are concatenated.
+
+    Whisper pads every input to 30 s, as its feature extractor and X-ARES do; ``pad_whisper=False``
+    runs the encoder on the clip's own length instead (positional embeddings cut to fit), which is
+    many times faster on short clips but gives embeddings that differ from the padded ones.
     """
 
-    def __init__(self, model, feature_extractor, layer: int | None = None, identity: dict | None = None) -> None:
+    def __init__(
+        self,
+        model,
+        feature_extractor,
+        layer: int | None = None,
+        identity: dict | None = None,
+        pad_whisper: bool = True,
+    ) -> None:
         super().__init__()
         if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
             model = model.get_encoder()
@@ -30,11 +41,14 @@ class TransformersEncoder(torch.nn.Module):
         self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
         self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
         # group-normed conv front ends (wav2vec2-base style) see padding even with a mask: encode apart
+        self.pad_whisper = pad_whisper
         self.uses_mask = bool(getattr(feature_extractor, "return_attention_mask", False)) and (
             getattr(config, "feat_extract_norm", "layer") != "group"
         )
         self.hop_size_in_ms = self._hop_ms()
         self.identity = dict(identity or {"id": type(model).__name__, "revision": None}, layer=layer)
+        if self.is_whisper_like and not pad_whisper:
+            self.identity["whisper_padding"] = "none"
         num_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "encoder_layers", None)
         if layer is not None and num_layers is not None and not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(f"layer {layer} does not exist: the model has hidden states 0..{num_layers}")
@@ -71,11 +85,30 @@ class TransformersEncoder(torch.nn.Module):
         longest = max(lengths)
         return [min(total, max(1, math.ceil(total * n / longest))) for n in lengths]
 
+    def _whisper_unpadded(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
+        """Whisper's encoder on the clips' own length (all the same length here): no 30 s padding."""
+        enc = self.model
+        features = self.feature_extractor(
+            list(waves), sampling_rate=self.sampling_rate, return_tensors="pt", padding="longest"
+        )["input_features"].to(self._device())
+        x = torch.nn.functional.gelu(enc.conv1(features))
+        x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
+        states = [x + enc.embed_positions.weight[: x.shape[1]]]
+        for layer in enc.layers:
+            out = layer(states[-1], None)
+            states.append(out[0] if isinstance(out, tuple) else out)
+        hidden = enc.layer_norm(states[-1]) if self.layer is None else states[self.layer]
+        valid = self._valid_frames([w.shape[0] for w in waves], hidden.shape[1])
+        return [hidden[i, :n] for i, n in enumerate(valid)]
+
     def _frames(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
         """Encode clips that fit the model in one pass each batch."""
         lengths = [w.shape[0] for w in waves]
-        if not self.uses_mask and not self.is_whisper_like and len(set(lengths)) > 1:
+        exact_only = not self.uses_mask and not (self.is_whisper_like and self.pad_whisper)
+        if exact_only and len(set(lengths)) > 1:
             return [f for w in waves for f in self._frames([w])]
+        if self.is_whisper_like and not self.pad_whisper:
+            return self._whisper_unpadded(waves)
         kwargs = dict(sampling_rate=self.sampling_rate, return_tensors="pt")
         if not self.is_whisper_like:
             kwargs.update(padding=True, return_attention_mask=self.uses_mask)
