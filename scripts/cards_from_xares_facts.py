@@ -19,6 +19,7 @@ CARDS = ROOT / "xares_hf" / "tasks" / "cards"
 SUPPORTED = {("clip", "accuracy"), ("clip", "mAP"), ("frame", "segmentf1_macro"), ("frame", "segmentf1_micro"),
              ("contrastive", "recallatk_r1"), ("asr", "WER_inv")}
 INDEX_LABELS = {"esc50", "libricount"}
+INLINE_CLASSES = 12  # longer class vocabularies go to <name>.classes.txt beside the card
 IMPLICIT_CLASSES = {"librispeechmalefemale": ["M", "F"]}
 # label specs the facts describe in prose (see each task's label_description)
 SPECIAL_LABELS = {
@@ -95,8 +96,18 @@ def main() -> None:
     for name, task in facts["tasks"].items():
         if task["private"] or (task["task_type"], task["metric"]) not in SUPPORTED:
             continue
+        card = card_for(task)
+        classes = card["labels"].get("classes")
+        vocabulary = CARDS / f"{name}.classes.txt"
+        if classes and len(classes) > INLINE_CLASSES:
+            if any("\n" in c or c == "" for c in classes):
+                raise ValueError(f"{name}: a class name cannot be written one per line")
+            vocabulary.write_text("\n".join(classes) + "\n", encoding="utf-8")
+            card["labels"] = {**{k: v for k, v in card["labels"].items() if k != "classes"}, "classes_file": vocabulary.name}
+        else:
+            vocabulary.unlink(missing_ok=True)
         text = f"# X-ARES task '{name}' ({task['file']} in jimbozhang/xares v0.1.3)\n"
-        text += yaml.safe_dump(card_for(task), sort_keys=False, allow_unicode=True, width=120)
+        text += yaml.safe_dump(card, sort_keys=False, allow_unicode=True, width=120)
         (CARDS / f"{name}.yaml").write_text(text)
         written.append(name)
     print(f"wrote {len(written)} cards to {CARDS}: {', '.join(written)}")

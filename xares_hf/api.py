@@ -9,8 +9,9 @@ from typing import Iterable
 
 import torch
 
-from .data import shard_files
+from .data import ensure_task_data, is_hub_layout
 from .embedding_cache import EmbeddingCache
+from .paths import default_data_dir
 from .encoders import check_encoder as _check
 from .encoders import load_encoder
 from .pipeline import evaluate_task
@@ -30,11 +31,7 @@ def _resolve_tasks(
     if isinstance(tasks, (str, Path, TaskCard)):
         tasks = [tasks]
     cards = load_tasks(list(tasks))
-    if data_dir is None:
-        data_dir = os.environ.get("XARES_HF_DATA")
-    if data_dir is None:
-        raise ValueError("pass data_dir= (or set XARES_HF_DATA): the folder holding <task>/<shards>.tar for these tasks")
-    return cards, Path(data_dir)
+    return cards, data_dir if is_hub_layout(data_dir or "") else Path(data_dir or default_data_dir())
 
 
 def evaluate(
@@ -51,6 +48,7 @@ def evaluate(
     asr_head: str | None = None,
     asr_decoder: str | None = None,
     pad_whisper: bool = True,
+    download: bool = True,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -59,7 +57,9 @@ def evaluate(
             X-ARES encoder class (``file.py[:Class]``), a built-in baseline (``"log-mel"``) or an ``nn.Module``.
         tasks: task names, card paths or folders of cards; ``None`` runs xares-mini, the built-in suite of
             real audio (built on first use, about a minute).
-        data_dir: folder with ``<task>/<split>*.tar`` shards (default: the built-in suite's, or ``$XARES_HF_DATA``).
+        data_dir: folder with ``<task>/<split>*.tar`` shards (X-ARES' layout), or a Hub dataset repo laid out
+            with a config per task (``hf://datasets/ORG/NAME`` or such a local folder). Default: the built-in
+            suite's, or for named tasks ``$XARES_HF_DATA`` (``~/.cache/huggingface/xares_hf/data``).
         output_dir: where ``<encoder id>/results.json`` is written; ``None`` writes nothing.
         cache_dir: embedding cache (default ``$XARES_HF_CACHE`` or ``~/.cache/huggingface/xares_hf/embeddings``).
         layer: hidden-state index of a ``transformers`` model (default: the last layer).
@@ -70,13 +70,14 @@ def evaluate(
         asr_head: override the ASR cards' head: ``"llm"`` (adapter into a frozen causal LM, the paper's)
             or ``"ctc"`` (a light character probe that needs no pretrained decoder).
         asr_decoder: override the causal LM of the ``"llm"`` head (Hub id or local folder).
+        download: fetch a missing task's Zenodo record into ``data_dir`` (never offline or for private tasks).
         pad_whisper: Whisper models see 30 s windows as their feature extractor (and X-ARES) makes them;
             ``False`` encodes each clip at its own length: much faster on short clips, different embeddings.
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     for card in cards:  # every task's shards must be there before any encoding starts
-        shard_files(card, data_root)
+        ensure_task_data(card, data_root, download=download)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper)

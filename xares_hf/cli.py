@@ -11,6 +11,7 @@ from .data import DataError
 from .encoders import EncoderContractError
 from .suites.mini.common import SuiteBuildError
 from .metric_modules import register_metrics
+from .paths import default_data_dir
 from .tasks import LabelError, TaskCardError
 
 USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, SuiteBuildError, FileNotFoundError, ValueError)
@@ -39,7 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("model")
     ch.add_argument("--layer", type=int)
 
-    sub.add_parser("tasks", help="list the shipped task cards")
+    tasks = sub.add_parser("tasks", help="list the shipped task cards, and whether their data is present")
+    tasks.add_argument("--data-dir", help="where task data is looked for (default: $XARES_HF_DATA or the cache)")
+
+    download = sub.add_parser("download", help="fetch tasks' data from their Zenodo records")
+    download.add_argument("tasks", nargs="+", help="task names or card files")
+    download.add_argument("--data-dir", help="destination (default: $XARES_HF_DATA or the cache)")
+
+    push = sub.add_parser("push-data", help="upload tasks' shards to a Hub dataset repo with a config per task")
+    push.add_argument("tasks", nargs="+", help="task names or card files")
+    push.add_argument("--repo", required=True, help="ORG/NAME of the dataset repo")
+    push.add_argument("--data-dir", help="where the shards are (default: $XARES_HF_DATA or the cache)")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--dry-run", action="store_true", help="show the files and the dataset card, upload nothing")
 
     mini = sub.add_parser("mini", help="the built-in xares-mini suite")
     mini_sub = mini.add_subparsers(dest="mini_command", required=True)
@@ -96,19 +109,42 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "register-metrics":
             for module_id in register_metrics():
                 print(f"registered {module_id}")
+        elif args.command == "download":
+            from .data import ensure_task_data
+            from .tasks import load_tasks
+
+            for card in load_tasks(args.tasks):
+                files = ensure_task_data(card, args.data_dir or default_data_dir(), download=True)
+                print(f"{card.name}: {sum(len(f) for f in files.values())} shards in {len(files)} splits")
+        elif args.command == "push-data":
+            from .data.hub_publish import plan_push, push
+            from .tasks import load_tasks
+
+            plan = plan_push(load_tasks(args.tasks), args.data_dir or default_data_dir(), args.repo)
+            print(plan)
+            if not args.dry_run:
+                print(f"pushed: {push(plan, private=args.private)}")
         else:
-            _print_tasks(api.list_tasks())
+            _print_tasks(api.list_tasks(), args.data_dir or default_data_dir())
     except USER_ERRORS as err:
         print(f"xares-hf: error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def _print_tasks(cards) -> None:
-    rows = [("Task", "Formal name", "Domain", "Type", "Metric", "Classes", "Weight", "kNN", "Splits")]
+def _print_tasks(cards, data_dir) -> None:
+    from .data import DataError, shard_files
+
+    rows = [("Task", "Formal name", "Domain", "Type", "Metric", "Classes", "Weight", "kNN", "Splits", "Data")]
     for c in cards:
         splits = f"{len(c.data.folds)} folds" if c.is_k_fold else "train/valid/test"
-        rows.append((c.name, c.formal_name, c.domain, c.task_type, c.metric, str(c.labels.num_classes), f"{c.eval_weight:g}", "yes" if c.knn else "no", splits))
+        try:
+            shard_files(c, data_dir)
+            present = "present"
+        except DataError:
+            present = f"zenodo {c.data.zenodo_id}" if c.data.zenodo_id else "missing"
+        classes = str(c.labels.num_classes or "-")
+        rows.append((c.name, c.formal_name, c.domain, c.task_type, c.metric, classes, f"{c.eval_weight:g}", "yes" if c.knn else "no", splits, present))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

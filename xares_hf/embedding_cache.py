@@ -16,15 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import default_cache_dir
+
 CACHE_VERSION = 2
-
-
-def default_cache_dir() -> Path:
-    """``$XARES_HF_CACHE`` or ``$HF_HOME/xares_hf`` (``~/.cache/huggingface/xares_hf``)."""
-    if os.environ.get("XARES_HF_CACHE"):
-        return Path(os.environ["XARES_HF_CACHE"]).expanduser()
-    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
-    return hf_home / "xares_hf"
 
 
 @dataclass
@@ -50,8 +44,15 @@ def fingerprint(encoder_identity: dict, task: str, files: list[str], extra: dict
     """A stable hash of everything that changes the embeddings of one split."""
     stats = []
     for f in files:
-        st = Path(f).stat()
-        stats.append([str(Path(f).resolve()), st.st_size, int(st.st_mtime)])
+        if "://" in f:  # a Hub file: its path and the commit/etag fsspec reports
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(f)
+            info = fs.info(path)
+            stats.append([f, info.get("size"), str(info.get("last_commit") or info.get("blob_id") or info.get("etag"))])
+        else:
+            st = Path(f).stat()
+            stats.append([str(Path(f).resolve()), st.st_size, int(st.st_mtime)])
     blob = json.dumps(
         {"v": CACHE_VERSION, "encoder": encoder_identity, "task": task, "files": stats, **extra},
         sort_keys=True,

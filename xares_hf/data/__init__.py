@@ -1,7 +1,22 @@
 """Reading and writing task data: WebDataset shards streamed through HF datasets."""
 
+from .acquire import ensure_task_data
 from .audio_dataset import AudioSample, crops, iter_audio
-from .shards import DataError, shard_files, task_folder
+from .shards import DataError, is_hub_layout, shard_files, task_folder
 from .writer import encode_audio, write_shards
+from .zenodo import DownloadError, fetch_record
 
-__all__ = ["AudioSample", "DataError", "crops", "encode_audio", "iter_audio", "shard_files", "task_folder", "write_shards"]
+__all__ = [
+    "AudioSample",
+    "DataError",
+    "DownloadError",
+    "crops",
+    "encode_audio",
+    "ensure_task_data",
+    "fetch_record",
+    "is_hub_layout",
+    "iter_audio",
+    "shard_files",
+    "task_folder",
+    "write_shards",
+]

@@ -29,8 +29,10 @@ class AudioSample:
 
 def audio_column(shard: str, task: str, split: str) -> str:
     """The audio extension used in a shard, read from its first members (no full read)."""
+    import fsspec
+
     try:
-        with tarfile.open(shard, mode="r|*") as tar:
+        with fsspec.open(shard, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
             for i, member in enumerate(tar):
                 ext = member.name.rsplit(".", 1)[-1].lower() if "." in member.name else ""
                 if ext in AUDIO_EXTENSIONS:

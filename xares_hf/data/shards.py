@@ -1,8 +1,16 @@
-"""Locate a task's WebDataset shards for each split or fold, with errors that name what is missing."""
+"""Locate a task's WebDataset shards for each split or fold, with errors that name what is missing.
+
+Two layouts are read:
+- X-ARES' (its Zenodo archives unpacked): ``<data_dir>/<task>/<pattern>`` from the card;
+- a Hub dataset repo (``hf://datasets/ORG/NAME``, or a local folder laid out as one): its dataset card's
+  YAML ``configs`` name the files of every split and fold of each task (config name = task name).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import yaml
 
 from ..tasks.card import TaskCard
 
@@ -22,8 +30,56 @@ def task_folder(card: TaskCard, data_dir: str | Path) -> Path:
     return folder
 
 
+def is_hub_layout(data_dir: str | Path) -> bool:
+    """A Hub dataset repo id/URL, or a local folder whose README.md declares ``configs``."""
+    text = str(data_dir)
+    if text.startswith("hf://"):
+        return True
+    readme = Path(text).expanduser() / "README.md"
+    return readme.is_file() and "configs" in _card_header(readme.read_text())
+
+
+def _card_header(text: str) -> dict:
+    if not text.startswith("---"):
+        return {}
+    try:
+        return yaml.safe_load(text.split("---", 2)[1]) or {}
+    except yaml.YAMLError:
+        return {}
+
+
+def _hub_files(card: TaskCard, data_dir: str | Path) -> dict[str, list[str]]:
+    import fsspec
+
+    root = str(data_dir).rstrip("/")
+    fs, base = fsspec.core.url_to_fs(root)
+    readme = f"{base}/README.md"
+    if not fs.exists(readme):
+        raise DataError(f"task '{card.name}': {root} has no README.md dataset card declaring its configs")
+    with fs.open(readme, "r") as handle:
+        configs = _card_header(handle.read()).get("configs") or []
+    config = next((c for c in configs if c.get("config_name") == card.name), None)
+    if config is None:
+        names = ", ".join(c.get("config_name", "?") for c in configs)
+        raise DataError(f"task '{card.name}': the dataset card of {root} has no config '{card.name}' (has: {names})")
+    declared = {d["split"]: d["path"] for d in config.get("data_files", [])}
+    files: dict[str, list[str]] = {}
+    for split in card.data.patterns():
+        if split not in declared:
+            raise DataError(f"task '{card.name}', split '{split}': config '{card.name}' of {root} declares no files for it")
+        patterns = declared[split] if isinstance(declared[split], list) else [declared[split]]
+        matched = sorted(m for pattern in patterns for m in fs.glob(f"{base}/{pattern}"))
+        if not matched:
+            raise DataError(f"task '{card.name}', split '{split}': no file in {root} matches {patterns}")
+        prefix = root[: len(root) - len(base)] if root.endswith(base) else ""
+        files[split] = [prefix + m if prefix else m for m in matched]
+    return files
+
+
 def shard_files(card: TaskCard, data_dir: str | Path) -> dict[str, list[str]]:
-    """Split or fold name -> sorted list of shard paths; every pattern must match at least one file."""
+    """Split or fold name -> sorted list of shard paths (or URLs); every split must have at least one."""
+    if is_hub_layout(data_dir):
+        return _hub_files(card, data_dir)
     folder = task_folder(card, data_dir)
     files: dict[str, list[str]] = {}
     for split, pattern in card.data.patterns().items():

@@ -28,15 +28,26 @@ def write_shards(
 ) -> list[str]:
     """Write ``(key, waveform, sampling_rate, meta)`` samples to shards named by ``pattern``.
 
-    ``pattern`` holds a printf-style shard number, e.g. ``out/task/train-%06d.tar``. Keys must not
-    contain dots (WebDataset groups files by the text before the first dot).
+    ``pattern`` holds a printf-style shard number, e.g. ``out/task/train-%06d.tar``, or is one literal
+    file name (everything goes in that one tar). Keys must not contain dots (WebDataset groups files by
+    the text before the first dot). Tar headers carry no timestamps: same samples, same bytes.
     """
     pattern = str(pattern)
     Path(pattern).parent.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
-    with wds.ShardWriter(pattern, maxcount=max_count, verbose=0, post=written.append, mtime=0) as sink:
+
+    def records():
         for key, waveform, sampling_rate, meta in samples:
             if "." in key:
                 raise ValueError(f"sample key {key!r} contains a dot; WebDataset keys must not")
-            sink.write({"__key__": key, fmt: encode_audio(waveform, sampling_rate, fmt), "json": json.dumps(meta).encode()})
+            yield {"__key__": key, fmt: encode_audio(waveform, sampling_rate, fmt), "json": json.dumps(meta).encode()}
+
+    if "%" not in pattern:
+        with wds.TarWriter(pattern, mtime=0) as sink:
+            for record in records():
+                sink.write(record)
+        return [pattern]
+    with wds.ShardWriter(pattern, maxcount=max_count, verbose=0, post=written.append, mtime=0) as sink:
+        for record in records():
+            sink.write(record)
     return written

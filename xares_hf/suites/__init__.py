@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..embedding_cache import default_cache_dir
+from ..paths import default_cache_dir
 from .mini import SUITE_VERSION, SuiteBuildError, build_mini_suite
 from .synthetic import build_synthetic_suite
 

@@ -180,10 +180,25 @@ class TaskCard(_Strict):
             raise TaskCardError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(raw, dict):
             raise TaskCardError(f"{path}: a task card must be a YAML mapping, got {type(raw).__name__}")
+        labels = raw.get("labels")
+        if isinstance(labels, dict) and "classes_file" in labels:
+            raw = {**raw, "labels": _read_classes_file(path, labels)}
         try:
             return cls.model_validate({**raw, "path": path})
         except ValidationError as err:
             raise TaskCardError(_describe(path, err)) from None
+
+
+def _read_classes_file(card_path: Path, labels: dict) -> dict:
+    """Class names from ``labels.classes_file`` (one per line, relative to the card) into ``labels.classes``."""
+    if "classes" in labels:
+        raise TaskCardError(f"{card_path}: field 'labels': give 'classes' or 'classes_file', not both")
+    file = card_path.parent / str(labels["classes_file"])
+    if not file.is_file():
+        raise TaskCardError(f"{card_path}: field 'labels.classes_file': {file} does not exist")
+    names = [line.rstrip("\r\n") for line in file.read_text(encoding="utf-8").splitlines(keepends=True)]
+    rest = {k: v for k, v in labels.items() if k != "classes_file"}
+    return {**rest, "classes": [n for n in names if n != ""]}
 
 
 def _describe(path: Path, err: ValidationError) -> str:
