@@ -9,6 +9,7 @@ from typing import Iterable
 
 import torch
 
+from . import distributed
 from .data import ensure_task_data, is_hub_layout
 from .embedding_cache import EmbeddingCache
 from .paths import default_data_dir
@@ -49,6 +50,7 @@ def evaluate(
     asr_decoder: str | None = None,
     pad_whisper: bool = True,
     download: bool = True,
+    mixed_precision: str | None = None,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -64,28 +66,35 @@ def evaluate(
         cache_dir: embedding cache (default ``$XARES_HF_CACHE`` or ``~/.cache/huggingface/xares_hf/embeddings``).
         layer: hidden-state index of a ``transformers`` model (default: the last layer).
         revision: Hub revision of the model.
-        device: where the encoder runs (default: CUDA if available).
+        device: where the encoder runs (default: the device Accelerate assigns this process).
         seed: seed of probe training (X-ARES uses 42); the same inputs give the same scores.
         knn: also run the k-NN probe on tasks whose card allows it.
         asr_head: override the ASR cards' head: ``"llm"`` (adapter into a frozen causal LM, the paper's)
             or ``"ctc"`` (a light character probe that needs no pretrained decoder).
         asr_decoder: override the causal LM of the ``"llm"`` head (Hub id or local folder).
+        mixed_precision: ``"bf16"`` or ``"fp16"`` autocast while encoding (GPU; bf16 also on CPU).
         download: fetch a missing task's Zenodo record into ``data_dir`` (never offline or for private tasks).
         pad_whisper: Whisper models see 30 s windows as their feature extractor (and X-ARES) makes them;
             ``False`` encodes each clip at its own length: much faster on short clips, different embeddings.
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
-    for card in cards:  # every task's shards must be there before any encoding starts
-        ensure_task_data(card, data_root, download=download)
+    for card in cards:  # every task's shards must be there before any encoding starts; one process downloads
+        if distributed.is_main():
+            ensure_task_data(card, data_root, download=download)
+        distributed.barrier()
+        ensure_task_data(card, data_root, download=False)
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = distributed.device()
     encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper)
     report = _check(encoder)
     for warning in report.warnings:
         logger.warning("encoder %s: %s", report.name, warning)
     cache = EmbeddingCache(cache_dir)
-    task_results = [evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device)) for card in cards]
+    task_results = [
+        evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device), mixed_precision=mixed_precision)
+        for card in cards
+    ]
     results = Results(
         encoder={
             **encoder.identity,
@@ -94,8 +103,9 @@ def evaluate(
             "hop_size_in_ms": report.hop_size_in_ms,
         },
         tasks=task_results,
+        run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device)},
     )
-    if output_dir is not None:
+    if output_dir is not None and distributed.is_main():
         results.save(output_dir)
     return results
 

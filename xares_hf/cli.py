@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--revision", help="Hub revision of the model")
     ev.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     ev.add_argument("--seed", type=int, default=42)
+    ev.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast while encoding (fp16 needs a GPU)")
     ev.add_argument("--no-knn", action="store_true", help="skip the k-NN probe")
     ev.add_argument("--asr-head", choices=["llm", "ctc"], help="ASR head: adapter into a frozen causal LM (the paper's) or a CTC probe")
     ev.add_argument("--no-whisper-padding", action="store_true", help="encode Whisper models on each clip's length, not 30 s windows (faster)")
@@ -88,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
                 asr_head=args.asr_head,
                 asr_decoder=args.asr_decoder,
                 pad_whisper=not args.no_whisper_padding,
+                mixed_precision=args.mixed_precision,
             )
+            from . import distributed
+
+            if not distributed.is_main():
+                return 0
             print(results)
             if args.output_dir:
                 print(f"\nresults written under {args.output_dir}/")

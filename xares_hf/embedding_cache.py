@@ -39,6 +39,21 @@ class SplitEmbeddings:
     def wheres(self) -> list[str]:
         return [f"file {u}, sample '{k}'" for u, k in zip(self.urls, self.keys)]
 
+    @staticmethod
+    def merge(parts: list[tuple["SplitEmbeddings", list]]) -> "SplitEmbeddings":
+        """Join per-process parts, each with its samples' places in the split, back into the split's order."""
+        rows = sorted((tuple(o), p, i) for p, (_, order) in enumerate(parts) for i, o in enumerate(order))
+
+        def pick(attr: str) -> list:
+            return [getattr(parts[p][0], attr)[i] for _, p, i in rows]
+
+        has_frames = any(part.frames is not None for part, _ in parts)
+        pooled = np.stack(pick("pooled")) if rows else parts[0][0].pooled
+        return SplitEmbeddings(
+            pooled.astype(np.float32), pick("keys"), pick("urls"), pick("metas"), np.asarray(pick("durations")),
+            pick("frames") if has_frames else None,
+        )
+
 
 def fingerprint(encoder_identity: dict, task: str, files: list[str], extra: dict) -> str:
     """A stable hash of everything that changes the embeddings of one split."""
@@ -70,7 +85,8 @@ class EmbeddingCache:
     def path(self, task: str, key: str) -> Path:
         return self.root / task / f"{key}.npz"
 
-    def load(self, task: str, key: str) -> SplitEmbeddings | None:
+    def load(self, task: str, key: str, with_order: bool = False):
+        """The cached split, or None; ``with_order`` returns ``(split, order)`` for a per-process part."""
         path = self.path(task, key)
         if not path.is_file():
             return None
@@ -79,7 +95,7 @@ class EmbeddingCache:
                 frames = None
                 if "frames" in data:
                     frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
-                return SplitEmbeddings(
+                split = SplitEmbeddings(
                     pooled=data["pooled"],
                     keys=data["keys"].tolist(),
                     urls=data["urls"].tolist(),
@@ -87,20 +103,26 @@ class EmbeddingCache:
                     durations=data["durations"],
                     frames=frames,
                 )
+                return (split, data["order"].tolist()) if with_order else split
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # unreadable entry: encode again rather than fail or mis-score
             return None
 
-    def save(self, task: str, key: str, split: SplitEmbeddings) -> Path:
+    def write_log(self, task: str, key: str, info: dict) -> None:
+        """A small JSON beside an entry saying how it was made (e.g. clips encoded per process)."""
+        self.path(task, key).with_suffix(".json").write_text(json.dumps(info) + "\n")
+
+    def read_log(self, task: str, key: str) -> dict:
+        return json.loads(self.path(task, key).with_suffix(".json").read_text())
+
+    def save(self, task: str, key: str, split: SplitEmbeddings, order: list | None = None) -> Path:
         path = self.path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        extra = {}
-        if split.frames is not None:
-            extra = {
-                "frames": np.concatenate(split.frames).astype(np.float32),
-                "frame_counts": np.asarray([f.shape[0] for f in split.frames], dtype=np.int64),
-            }
+        extra = {} if order is None else {"order": np.asarray(order, dtype=np.int64).reshape(-1, 3)}
+        if split.frames:
+            extra["frames"] = np.concatenate(split.frames).astype(np.float32)
+            extra["frame_counts"] = np.asarray([f.shape[0] for f in split.frames], dtype=np.int64)
         np.savez(
             tmp,
             **extra,

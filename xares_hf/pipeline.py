@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import scoring
+from . import distributed, scoring
 from .data import iter_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
@@ -18,43 +18,43 @@ from .results import TaskResult
 from .tasks import LabelEncoder, TaskCard
 
 
-def encode_split(
+def _encode(
     encoder: torch.nn.Module,
     card: TaskCard,
     split: str,
     files: list[str],
     labels: LabelEncoder,
-    cache: EmbeddingCache,
-) -> tuple[SplitEmbeddings, bool]:
-    """Embeddings of one split, from the cache or by encoding it once; True if it was encoded.
-
-    Labels are checked while streaming, so a bad sample stops the run before more encoding is spent.
-    """
+    keep_frames: bool,
+    stride: tuple[int, int] = (0, 1),
+    all_files: list[str] | None = None,
+    mixed_precision: str | None = None,
+) -> tuple[SplitEmbeddings, list[tuple[int, int, int]]]:
+    """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split."""
     sampling_rate = int(encoder.sampling_rate)
-    keep_frames = card.task_type in NEEDS_FRAMES
-    key = fingerprint(
-        {**encoder.identity, "sampling_rate": sampling_rate},
-        card.name,
-        files,
-        {"crop_length": card.data.crop_length, "pooling": "mean", "frames": keep_frames},
-    )
-    cached = cache.load(card.name, key)
-    if cached is not None:
-        return cached, False
-    pooled, frames, keys, urls, metas, durations = [], [], [], [], [], []
+    index = {f: i for i, f in enumerate(all_files or files)}
+    pooled, frames, keys, urls, metas, durations, order = [], [], [], [], [], [], []
     batch: list[np.ndarray] = []
 
+    device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
+
     def flush() -> None:
-        for clip_frames in encode_batch(encoder, batch):
+        with distributed.autocast(device, mixed_precision):
+            encoded = encode_batch(encoder, batch)
+        for clip_frames in encoded:
+            clip_frames = clip_frames.astype(np.float32, copy=False)
             pooled.append(clip_frames.mean(axis=0))
             if keep_frames:
                 frames.append(clip_frames)
         batch.clear()
 
-    samples = iter_audio(files, sampling_rate, card.name, split, card.data.crop_length)
-    for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False):
+    samples = iter_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride)
+    last, crop = None, 0
+    for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
         duration = sample.audio.shape[0] / sampling_rate
         labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
+        crop = crop + 1 if (sample.url, sample.position) == last else 0
+        last = (sample.url, sample.position)
+        order.append((index[sample.url], sample.position, crop))
         keys.append(sample.key)
         urls.append(sample.url)
         metas.append(sample.meta)
@@ -64,12 +64,66 @@ def encode_split(
             flush()
     if batch:
         flush()
-    if not keys:
-        raise ValueError(f"task '{card.name}', split '{split}': the shards {files} hold no samples")
+    dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
-        np.stack(pooled).astype(np.float32), keys, urls, metas, np.asarray(durations), frames if keep_frames else None
+        np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
+        keys, urls, metas, np.asarray(durations), frames if keep_frames else None,
     )
-    cache.save(card.name, key, embeddings)
+    return embeddings, order
+
+
+def encode_split(
+    encoder: torch.nn.Module,
+    card: TaskCard,
+    split: str,
+    files: list[str],
+    labels: LabelEncoder,
+    cache: EmbeddingCache,
+    mixed_precision: str | None = None,
+) -> tuple[SplitEmbeddings, bool]:
+    """Embeddings of one split, from the cache or by encoding it once; True if it was encoded.
+
+    Labels are checked while streaming, so a bad sample stops the run before more encoding is spent.
+    Under ``accelerate launch`` the processes share the work: whole shards round-robin when there are
+    at least as many shards as processes, otherwise every n-th clip; each clip is encoded by exactly one
+    process, the main process merges the parts in the split's order, and every process reads the result.
+    """
+    keep_frames = card.task_type in NEEDS_FRAMES
+    key = fingerprint(
+        {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)},
+        card.name,
+        files,
+        {"crop_length": card.data.crop_length, "pooling": "mean", "frames": keep_frames, "precision": mixed_precision or "no"},
+    )
+    cached = cache.load(card.name, key)
+    if cached is not None:
+        return cached, False
+    world, rank = distributed.world_size(), distributed.rank()
+    if world == 1:
+        embeddings, _ = _encode(encoder, card, split, files, labels, keep_frames, mixed_precision=mixed_precision)
+    else:
+        if len(files) >= world:
+            part, order = _encode(encoder, card, split, files[rank::world], labels, keep_frames, all_files=files,
+                                  mixed_precision=mixed_precision)
+        else:
+            part, order = _encode(encoder, card, split, files, labels, keep_frames, stride=(rank, world),
+                                  mixed_precision=mixed_precision)
+        cache.save(card.name, f"{key}.part{rank}-of-{world}", part, order=order)
+        distributed.barrier()
+        if distributed.is_main():
+            parts = [cache.load(card.name, f"{key}.part{r}-of-{world}", with_order=True) for r in range(world)]
+            embeddings = SplitEmbeddings.merge(parts)
+            cache.save(card.name, key, embeddings)
+            cache.write_log(card.name, key, {"encoded_per_process": [len(p[0]) for p in parts]})
+            for r in range(world):
+                cache.path(card.name, f"{key}.part{r}-of-{world}").unlink(missing_ok=True)
+        distributed.barrier()
+        embeddings = cache.load(card.name, key)
+    if not len(embeddings):
+        raise ValueError(f"task '{card.name}', split '{split}': the shards {files} hold no samples")
+    if world == 1:
+        cache.save(card.name, key, embeddings)
+        cache.write_log(card.name, key, {"encoded_per_process": [len(embeddings)]})
     return embeddings, True
 
 
@@ -91,6 +145,7 @@ def evaluate_task(
     seed: int = 42,
     knn: bool = True,
     device: str = "cpu",
+    mixed_precision: str | None = None,
 ) -> TaskResult:
     """Score one task for one encoder as X-ARES does, reusing cached embeddings where they exist."""
     files = shard_files(card, data_dir)
@@ -98,7 +153,7 @@ def evaluate_task(
     started = time.perf_counter()
     data, encoded = {}, []
     for split, split_files in files.items():
-        embeddings, was_encoded = encode_split(encoder, card, split, split_files, labels, cache)
+        embeddings, was_encoded = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision)
         encoded.append(was_encoded)
         decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)

@@ -47,6 +47,7 @@ class Results:
     schema_version: int = SCHEMA_VERSION
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     averages: dict[str, float | None] | None = None
+    run: dict[str, Any] = field(default_factory=dict)  # world size, mixed precision, device
 
     def __post_init__(self) -> None:
         if self.averages is None:  # X-ARES' weighted averages, by the xares_score module
@@ -77,6 +78,7 @@ class Results:
             "xares_hf_version": self.xares_hf_version,
             "created": self.created,
             "encoder": self.encoder,
+            "run": self.run,
             "averages": dict(self.averages),
             "tasks": [asdict(t) for t in self.tasks],
         }
@@ -92,6 +94,7 @@ class Results:
             schema_version=data["schema_version"],
             created=data["created"],
             averages=data["averages"],
+            run=data.get("run", {}),
         )
 
     def save(self, output_dir: str | Path) -> Path:

@@ -21,6 +21,7 @@ class AudioSample:
     url: str
     audio: np.ndarray  # float32, mono, at the requested sampling rate
     meta: Any
+    position: int = 0  # index of the clip in the split (crops of a clip share it)
 
     @property
     def where(self) -> str:
@@ -69,11 +70,20 @@ def stream_split(files: list[str], sampling_rate: int, task: str, split: str):
 
 
 def iter_audio(
-    files: list[str], sampling_rate: int, task: str, split: str, crop_length: float | None = None
+    files: list[str],
+    sampling_rate: int,
+    task: str,
+    split: str,
+    crop_length: float | None = None,
+    stride: tuple[int, int] = (0, 1),
 ) -> Iterator[AudioSample]:
-    """Decoded samples of a split in shard order; with ``crop_length`` each clip becomes its crops."""
+    """Decoded samples of a split in shard order; with ``crop_length`` each clip becomes its crops.
+
+    ``stride=(k, n)`` keeps the clips whose position modulo n is k, and decodes only those.
+    """
     dataset, column = stream_split(files, sampling_rate, task, split)
     iterator = iter(dataset)
+    position = -1
     while True:
         try:
             row = next(iterator)
@@ -81,6 +91,9 @@ def iter_audio(
             return
         except Exception as err:  # decoding happens inside datasets; say where it broke
             raise DataError(f"task '{task}', split '{split}': failed to read a sample from {files}: {err}") from err
+        position += 1
+        if position % stride[1] != stride[0]:
+            continue
         where = f"file {row.get('__url__')}, sample '{row.get('__key__')}'"
         decoder = row.get(column)
         if decoder is None:
@@ -95,7 +108,7 @@ def iter_audio(
             raise DataError(f"task '{task}', split '{split}', {where}: audio is empty or not finite")
         for i, crop in enumerate(crops(audio, sampling_rate, crop_length)):
             key = row["__key__"] if crop_length is None else f"{row['__key__']}#{i}"
-            yield AudioSample(key=key, url=row["__url__"], audio=crop, meta=row["json"])
+            yield AudioSample(key=key, url=row["__url__"], audio=crop, meta=row["json"], position=position)
 
 
 def crops(audio: np.ndarray, sampling_rate: int, crop_length: float | None) -> list[np.ndarray]:

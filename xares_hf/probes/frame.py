@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from .linear import ProbeResult, linear_head
 
 
@@ -55,25 +56,34 @@ def train_frame_probe(
     frames, targets = train
     head = linear_head(frames[0].shape[1], num_classes)
     optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
+    head, optimiser = distributed.prepare(head, optimiser)
+    model = distributed.unwrap(head)
+    world, rank = distributed.world_size(), distributed.rank()
+    predict = lambda clips: _predict(model, clips, batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
     weight = None if pos_weight is None else torch.full((num_classes,), float(pos_weight))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction="none")
-    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(head.state_dict()), []
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
+    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(model.state_dict()), []
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False, disable=not distributed.is_main()):
         head.train()
         order = torch.randperm(len(frames), generator=generator).tolist()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            x, mask, y = _pad([frames[i] for i in idx], [targets[i] for i in idx])
+            total_frames = sum(frames[i].shape[0] for i in idx)  # of the global batch, as one process sees it
+            mine = idx[rank::world]
             optimiser.zero_grad()
-            loss = (loss_fn(head(x), y).mean(-1) * mask).sum() / mask.sum()
-            loss.backward()
+            if mine:
+                x, mask, y = _pad([frames[i] for i in mine], [targets[i] for i in mine])
+                loss = (loss_fn(head(x), y).mean(-1) * mask).sum() * world / total_frames
+            else:  # a batch smaller than the number of processes: this one adds nothing but must join in
+                loss = sum(p.sum() for p in head.parameters()) * 0.0
+            distributed.backward(loss)
             optimiser.step()
         if epochs > 1:
             schedule.step()
-        value = score(_predict(head, valid[0], batch_size), valid[1])
+        value = score(distributed.predict_all(predict, valid[0]), valid[1])
         history.append(value)
         if value > best:
-            best, best_epoch, best_state = value, epoch, copy.deepcopy(head.state_dict())
-    head.load_state_dict(best_state)
-    return ProbeResult(_predict(head, test_frames, batch_size), best_epoch, history)
+            best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return ProbeResult(distributed.predict_all(predict, test_frames), best_epoch, history)

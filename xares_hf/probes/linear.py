@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
+
 
 @dataclass
 class ProbeResult:
@@ -27,7 +29,7 @@ def linear_head(dim: int, num_classes: int) -> torch.nn.Module:
 def _predict(head: torch.nn.Module, x: torch.Tensor, batch_size: int) -> np.ndarray:
     head.eval()
     with torch.inference_mode():
-        logits = torch.cat([head(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else x
+        logits = torch.cat([head(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else head(x)
     return logits.numpy()
 
 
@@ -47,31 +49,39 @@ def train_linear_probe(
     """Train on ``train``, keep the epoch scoring best on ``valid`` (``score(logits, labels)``), predict ``test_x``.
 
     Logits are returned: callers turn them into classes or probabilities. Deterministic for a seed.
+    Under ``accelerate launch`` every global batch is the one a single process would draw; each process
+    takes its share and DDP averages the gradients, so training follows the single-process run.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.as_tensor(train[0], dtype=torch.float32)
     y_train = torch.as_tensor(train[1], dtype=torch.float32 if multi_label else torch.long)
-    x_valid = torch.as_tensor(valid[0], dtype=torch.float32)
     head = linear_head(x_train.shape[1], num_classes)
     optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
+    head, optimiser = distributed.prepare(head, optimiser)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
-    loss_fn = torch.nn.BCEWithLogitsLoss() if multi_label else torch.nn.CrossEntropyLoss()
-    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(head.state_dict()), []
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="sum") if multi_label else torch.nn.CrossEntropyLoss(reduction="sum")
+    per_sample = num_classes if multi_label else 1  # BCE sums over classes too; its mean divides by them
+    world, rank = distributed.world_size(), distributed.rank()
+    model = distributed.unwrap(head)
+    predict = lambda x: _predict(model, torch.as_tensor(x, dtype=torch.float32), batch_size)
+    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(model.state_dict()), []
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False, disable=not distributed.is_main()):
         head.train()
         order = torch.randperm(len(x_train), generator=generator)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
+            mine = idx[rank::world]
             optimiser.zero_grad()
-            loss = loss_fn(head(x_train[idx]), y_train[idx])
-            loss.backward()
+            # the global batch's mean loss: DDP averages gradients over processes, hence the factor world
+            loss = loss_fn(head(x_train[mine]), y_train[mine]) * world / (len(idx) * per_sample)
+            distributed.backward(loss)
             optimiser.step()
         if epochs > 1:
             schedule.step()
-        value = score(_predict(head, x_valid, batch_size), valid[1])
+        value = score(distributed.predict_all(predict, valid[0]), valid[1])
         history.append(value)
         if value > best:
-            best, best_epoch, best_state = value, epoch, copy.deepcopy(head.state_dict())
-    head.load_state_dict(best_state)
-    return ProbeResult(_predict(head, torch.as_tensor(test_x, dtype=torch.float32), batch_size), best_epoch, history)
+            best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return ProbeResult(distributed.predict_all(predict, test_x), best_epoch, history)
