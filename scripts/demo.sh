@@ -17,4 +17,6 @@ $XH evaluate silero-vad --output-dir "$OUT"
 $XH evaluate "$WHISPER" --no-whisper-padding --output-dir "$OUT"
 echo
 echo "xares-mini leaderboard (normalised MLP score, kNN in brackets)"
-$XH leaderboard "$OUT"
+$XH leaderboard --print --results "$OUT"
+echo
+echo "In a browser, with the published X-ARES numbers beside them: $XH leaderboard --results $OUT  (http://127.0.0.1:7860)"

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(ffmpeg espeak-ng fluidsynth fluid-soundfont-gm ufoai-sound)
+# the leaderboard's browser tests use Debian's chromium (never a browser download); installed when root
+[ "$(id -u)" = 0 ] && DEBS+=(chromium)
 missing=()
 for deb in "${DEBS[@]}"; do
   dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")

@@ -63,8 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", help="output folder (default: the cache folder `xares-hf evaluate` reads)")
     build.add_argument("--tasks", nargs="+", help="only these mini tasks")
 
-    board = sub.add_parser("leaderboard", help="print a table of saved results (one column per encoder)")
-    board.add_argument("paths", nargs="+", help="results.json files or folders holding them")
+    board = sub.add_parser("leaderboard", help="serve the leaderboard app on 127.0.0.1 (or --print a table)")
+    board.add_argument("--results", default="xares_results", help="folder of results.json files (default: xares_results)")
+    board.add_argument("--port", type=int, default=7860)
+    board.add_argument("--print", action="store_true", help="print the runs side by side instead of serving the app")
+
+    card = sub.add_parser("export-card", help="model card (model-index) and .eval_results/ files from a results.json; optionally push them")
+    card.add_argument("results", help="a results.json written by `xares-hf evaluate`")
+    card.add_argument("--out", help="folder for README.md and .eval_results/ (default: the results file's folder; a README.md there is merged)")
+    card.add_argument("--push", metavar="REPO", help="model repo ORG/NAME: commit README.md (merged with its card) and .eval_results/ to it")
+    card.add_argument("--dry-run", action="store_true", help="with --push: show the files and the commit, upload nothing")
+    card.add_argument("--pr", action="store_true", help="with --push: open a pull request instead of committing to main")
+    card.add_argument("--benchmark", default="xares/xares-benchmark", help="benchmark dataset repo the results refer to")
     sub.add_parser(
         "register-metrics", help='make evaluate.load("xares/<name>") work offline by caching the shipped modules'
     )
@@ -106,12 +116,29 @@ def main(argv: list[str] | None = None) -> int:
             out = build_mini_suite(args.out or suite_dir(args.size, args.seed), size=args.size, seed=args.seed, tasks=args.tasks)
             print(f"xares-mini ({args.size}) is in {out}: cards in {out / 'cards'}")
         elif args.command == "leaderboard":
-            from .results import Results, leaderboard
+            if args.print:
+                from .results import Results, leaderboard
 
-            files = [p for path in args.paths for p in ([Path(path)] if Path(path).is_file() else sorted(Path(path).rglob("results.json")))]
-            if not files:
-                raise FileNotFoundError(f"no results.json under {', '.join(args.paths)}")
-            print(leaderboard([Results.load(f) for f in files]))
+                files = sorted(Path(args.results).rglob("results.json"))
+                if not files:
+                    raise FileNotFoundError(f"no results.json under {args.results}")
+                print(leaderboard([Results.load(f) for f in files]))
+            else:
+                import runpy
+
+                app = Path(__file__).resolve().parent / "leaderboard_app" / "app.py"
+                sys.argv = [str(app), "--results", args.results, "--port", str(args.port)]
+                runpy.run_path(str(app), run_name="__main__")
+        elif args.command == "export-card":
+            from .hub_results import export, push
+
+            if args.dry_run and not args.push:
+                raise ValueError("--dry-run applies to --push")
+            if args.push:
+                print(push(args.results, args.push, dry_run=args.dry_run, dataset_repo=args.benchmark, create_pr=args.pr))
+            if args.out or not args.push:
+                for path in export(args.results, args.out or Path(args.results).parent, dataset_repo=args.benchmark):
+                    print(f"wrote {path}")
         elif args.command == "register-metrics":
             for module_id in register_metrics():
                 print(f"registered {module_id}")

@@ -1,0 +1,144 @@
+"""The X-ARES leaderboard: compare audio encoders across speech, sound and music tasks.
+
+Runs as a Hugging Face Space as it is, or locally: ``xares-hf leaderboard --results DIR`` or
+``python spaces_app/app.py --results DIR``. Results come from ``$XARES_RESULTS_REPO`` (a Hub dataset of
+results files) when reachable, else from a local folder; the published X-ARES numbers are reference rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import leaderboard_data as ld  # noqa: E402
+import submission  # noqa: E402
+
+TASK_TYPES = ["clip", "frame", "contrastive", "asr"]
+SORT_KEYS = ["Average", "Speech avg", "Sound avg", "Music avg", "Model"]
+SUITES = {"All tasks": None, "X-ARES (22 tasks)": "x-ares", "xares-mini": "xares-mini"}
+ABOUT = """
+## Method (X-ARES)
+Each encoder is frozen. Every clip is encoded once; a linear probe (LayerNorm + Linear, Adam, cosine learning rate,
+best epoch on the validation split) is trained on mean-pooled frames (clip tasks) or on every frame (sound events,
+notes), audio and text towers are trained contrastively for captions retrieval, and an adapter into a frozen language
+model (or a CTC probe) transcribes speech. k-NN (10 cosine neighbours, softmax(similarity / 0.07) votes) needs no
+training. Each task's metric (accuracy, mAP, segment F1, Recall@1, inverted WER) lies in 0-1; the benchmark score is
+their average weighted by each task's evaluation size, for the MLP and kNN probes separately.
+
+**Missing tasks** show as blank cells. A run's averages cover only the tasks it has (and that the filters keep),
+so compare averages between runs with the same tasks (the *Tasks* column says how many).
+
+**Reference rows** are the numbers published in the X-ARES README (v0.1.3), converted into xares-hf's results
+format; their averages are recomputed here over the same tasks.
+
+## Submit
+Run `xares_hf.evaluate("org/your-encoder")` (or `xares-hf evaluate ...`), then upload the `results.json` it writes
+in the *Submit* tab. It is checked (schema version, known tasks, scores between 0 and 1, size, plain-text names)
+and stored; nothing in it is executed or rendered as HTML.
+"""
+
+
+def build(results_dir: str | Path | None = None, submissions_dir: str | Path | None = None) -> gr.Blocks:
+    results_dir = Path(results_dir) if results_dir else ld.results_folder()
+    submissions_dir = Path(submissions_dir) if submissions_dir else results_dir / "submissions"
+
+    def runs() -> list[ld.Run]:
+        return ld.load_runs(ld.HERE / "reference", results_dir)
+
+    def board(suite, probe, domains, types, search, sort_by):
+        frame = ld.table(runs(), "knn" if probe == "kNN" else "mlp", domains or None, types or None, search or "", sort_by,
+                         SUITES.get(suite))
+        return frame.astype(object).where(frame.notna(), "")
+
+    def plots(models, probe):
+        key = "knn" if probe == "kNN" else "mlp"
+        chosen = [r for r in runs() if r.model in (models or [])]
+        per_task = pd.DataFrame(
+            [{"Task": t.get("formal_name", t["name"]), "Score": t.get(f"{key}_score"), "Model": r.model}
+             for r in chosen for t in r.data["tasks"] if t.get(f"{key}_score") is not None],
+            columns=["Task", "Score", "Model"],
+        )
+        frame = ld.table(chosen, key) if chosen else pd.DataFrame()
+        profile = pd.DataFrame(
+            [{"Domain": d.title(), "Average": row[f"{d.title()} avg"], "Model": row["Model"]}
+             for _, row in frame.iterrows() for d in ld.DOMAINS if pd.notna(row.get(f"{d.title()} avg"))],
+            columns=["Domain", "Average", "Model"],
+        )
+        return per_task, profile
+
+    def submit(raw):
+        if raw is None:
+            return "No file.", *refresh()
+        try:
+            data = submission.validate(raw if isinstance(raw, bytes) else Path(raw).read_bytes())
+        except submission.SubmissionError as err:
+            return f"Refused: {err}", *refresh()
+        path = submission.store(data, submissions_dir)
+        return f"Accepted: {data['encoder']['id']} ({len(data['tasks'])} tasks), stored as {path.name}.", *refresh()
+
+    def refresh():
+        names = [r.model for r in runs()]
+        return board("All tasks", "MLP", list(ld.DOMAINS), TASK_TYPES, "", "Average"), gr.update(choices=names), gr.update(choices=names)
+
+    names = [r.model for r in runs()]
+    with gr.Blocks(title="X-ARES leaderboard") as demo:
+        gr.Markdown("# X-ARES audio encoder leaderboard\nNormalised scores (0-1, higher is better) of frozen audio encoders "
+                    "on speech, environmental sound and music tasks, evaluated with [xares-hf](https://github.com/jimbozhang/xares).")
+        with gr.Tabs():
+            with gr.Tab("Leaderboard"):
+                with gr.Row():
+                    suite = gr.Radio(list(SUITES), value="All tasks", label="Suite")
+                    probe = gr.Radio(["MLP", "kNN"], value="MLP", label="Probe")
+                    domains = gr.CheckboxGroup(list(ld.DOMAINS), value=list(ld.DOMAINS), label="Domains", elem_id="domains")
+                    types = gr.CheckboxGroup(TASK_TYPES, value=TASK_TYPES, label="Task types")
+                with gr.Row():
+                    search = gr.Textbox(label="Search model", placeholder="e.g. whisper", elem_id="search")
+                    sort_by = gr.Dropdown(SORT_KEYS, value="Average", label="Sort by", elem_id="sort-by")
+                table = gr.Dataframe(board("All tasks", "MLP", list(ld.DOMAINS), TASK_TYPES, "", "Average"), interactive=False,
+                                     elem_id="leaderboard", wrap=True)
+                gr.Markdown("Blank cells are tasks a run does not have; its averages leave them out (see *About*).")
+                controls = [suite, probe, domains, types, search, sort_by]
+                for control in controls:
+                    control.change(board, controls, table)
+            with gr.Tab("Plots"):
+                plot_models = gr.CheckboxGroup(names, value=names[:3], label="Models")
+                plot_probe = gr.Radio(["MLP", "kNN"], value="MLP", label="Probe")
+                per_task = gr.BarPlot(x="Task", y="Score", color="Model", title="Per-task scores", x_label_angle=-45, height=420)
+                profile = gr.BarPlot(x="Domain", y="Average", color="Model", title="Per-domain profile", height=320)
+                for control in (plot_models, plot_probe):
+                    control.change(plots, [plot_models, plot_probe], [per_task, profile])
+                demo.load(plots, [plot_models, plot_probe], [per_task, profile])
+            with gr.Tab("Model"):
+                model = gr.Dropdown(names, label="Model", value=names[0] if names else None)
+                details = gr.Dataframe(interactive=False)
+                model.change(lambda m: ld.model_details(runs(), m), model, details)
+                demo.load(lambda m: ld.model_details(runs(), m), model, details)
+            with gr.Tab("Submit"):
+                upload = gr.File(label="results.json", file_types=[".json"], type="binary", elem_id="upload")
+                status = gr.Textbox(label="Result", interactive=False, elem_id="submit-status")
+                upload.upload(submit, upload, [status, table, plot_models, model])
+            with gr.Tab("About"):
+                gr.Markdown(ABOUT)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the X-ARES leaderboard.")
+    parser.add_argument("--results", help="folder of results.json files (default: $XARES_RESULTS_DIR or spaces_app/results)")
+    parser.add_argument("--submissions", help="where accepted submissions go (default: <results>/submissions)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args(argv)
+    build(args.results, args.submissions).launch(server_name=args.host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Results files -> leaderboard tables: one row per run, normalised scores per task, weighted averages.
+
+Self-contained (the Space does not install xares-hf): it reads the versioned results JSON that xares-hf
+writes, and averages with the published `xares_score` evaluate module, as xares-hf itself does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+DOMAINS = ("speech", "sound", "music")
+KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
+
+
+@dataclass
+class Run:
+    """One results file: an encoder's scores on some tasks."""
+
+    model: str
+    reference: bool
+    data: dict
+    source: str
+
+    def score(self, task: str, probe: str) -> float | None:
+        for t in self.data["tasks"]:
+            if t["name"] == task:
+                return t.get(f"{probe}_score")
+        return None
+
+
+@lru_cache(maxsize=1)
+def _xares_score():
+    import evaluate
+
+    local = HERE.parent / "metrics" / "xares_score"
+    return evaluate.load(str(local) if local.is_dir() else "xares/xares_score")
+
+
+def weighted_average(scores: list[float], weights: list[float]) -> float | None:
+    """X-ARES' weighted mean of normalised scores (``xares_score`` module); None when nothing counts."""
+    pairs = [(s, w) for s, w in zip(scores, weights) if s is not None and w]
+    if not pairs:
+        return None
+    return _xares_score().compute(scores=[s for s, _ in pairs], weights=[w for _, w in pairs])["score"]
+
+
+def load_runs(*folders: str | Path) -> list[Run]:
+    """Every ``*.json`` results file under the folders (the reference rows are marked by ``encoder.reference``)."""
+    runs = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("schema_version") == 1 and "tasks" in data:
+                encoder = data.get("encoder", {})
+                runs.append(Run(str(encoder.get("id", path.stem)), bool(encoder.get("reference")), data, str(path)))
+    return runs
+
+
+def results_folder() -> Path:
+    """Results from the Hub dataset repo ``$XARES_RESULTS_REPO`` when set and reachable, else the local folder."""
+    local = Path(os.environ.get("XARES_RESULTS_DIR", HERE / "results"))
+    repo = os.environ.get("XARES_RESULTS_REPO")
+    if repo and os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(repo, repo_type="dataset", allow_patterns=["*.json"]))
+        except Exception:  # offline or unreachable: the local copy
+            pass
+    return local
+
+
+def task_info(runs: list[Run]) -> dict[str, dict]:
+    """Name -> formal name, domain, task type: the known tasks', else what the results files say."""
+    info = {t["name"]: {k: t.get(k) for k in ("formal_name", "domain", "task_type")} for r in runs for t in r.data["tasks"]}
+    info.update({n: v for n, v in KNOWN_TASKS.items()})
+    return info
+
+
+def task_columns(runs: list[Run], domains: list[str] | None = None, task_types: list[str] | None = None,
+                 suite: str | None = None) -> list[str]:
+    """Tasks any run has, grouped by domain, filtered by domain, task type and suite ('x-ares', 'xares-mini')."""
+    present = {t["name"] for r in runs for t in r.data["tasks"]}
+    names = [n for n in KNOWN_TASKS if n in present] + sorted(present - set(KNOWN_TASKS))
+    info = task_info(runs)
+    names = [n for n in names if (not domains or info[n].get("domain") in domains) and (not task_types or info[n].get("task_type") in task_types)]
+    if suite:
+        names = [n for n in names if KNOWN_TASKS.get(n, {}).get("suite", "other") == suite]
+    return sorted(names, key=lambda n: DOMAINS.index(info[n]["domain"]) if info[n].get("domain") in DOMAINS else len(DOMAINS))
+
+
+def table(runs: list[Run], probe: str = "mlp", domains=None, task_types=None, search: str = "", sort_by: str = "Average",
+          suite: str | None = None) -> pd.DataFrame:
+    """The leaderboard: Model, Type, averages (overall and per domain, over the tasks each run has), one column per task.
+
+    Runs with none of the selected tasks are left out."""
+    columns = task_columns(runs, domains, task_types, suite)
+    info = task_info(runs)
+    rows = []
+    for run in runs:
+        if search and search.lower() not in run.model.lower():
+            continue
+        weights = {t["name"]: t.get("eval_weight") or 0 for t in run.data["tasks"]}
+        scores = {n: run.score(n, probe) for n in columns}
+        if all(v is None for v in scores.values()):
+            continue
+        row = {"Model": run.model, "Type": "reference (X-ARES paper)" if run.reference else "run"}
+        row["Average"] = _round(weighted_average([scores[n] for n in columns], [weights.get(n, 0) for n in columns]))
+        for domain in DOMAINS:
+            in_domain = [n for n in columns if info[n].get("domain") == domain]
+            row[f"{domain.title()} avg"] = _round(weighted_average([scores[n] for n in in_domain], [weights.get(n, 0) for n in in_domain]))
+        row["Tasks"] = f"{sum(s is not None for s in scores.values())}/{len(columns)}"
+        for n in columns:
+            row[info[n].get("formal_name") or n] = _round(scores[n])
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["Model", "Type", "Average"])
+    key = sort_by if sort_by in frame.columns else "Average"
+    return frame.sort_values(key, ascending=key == "Model", na_position="last", kind="stable").reset_index(drop=True)
+
+
+def model_details(runs: list[Run], model: str) -> pd.DataFrame:
+    """All of one run's scores with their metric, eval size, seed, and the run's version and date."""
+    run = next((r for r in runs if r.model == model), None)
+    if run is None:
+        return pd.DataFrame()
+    rows = [
+        {
+            "Task": t.get("formal_name", t["name"]), "Domain": t.get("domain"), "Metric": t.get("metric"),
+            "MLP": _round(t.get("mlp")), "MLP score": _round(t.get("mlp_score")), "kNN": _round(t.get("knn")),
+            "Eval size": t.get("eval_size"), "Weight": t.get("eval_weight"), "Seed": t.get("seed"),
+            "xares-hf": run.data.get("xares_hf_version"), "Date": str(run.data.get("created", ""))[:10],
+        }
+        for t in run.data["tasks"]
+    ]
+    return pd.DataFrame(rows)
+
+
+def _round(value):
+    return None if value is None else round(float(value), 3)

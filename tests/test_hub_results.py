@@ -1,0 +1,241 @@
+"""Hub publishing of results: model-index in the model card, .eval_results files, the benchmark's eval.yaml."""
+
+import json
+import os
+import socket
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import EvalResult, model_index_to_eval_results
+
+from xares_hf import hub_results
+from xares_hf.results import Results, TaskResult
+
+REPO = "xares/xares-benchmark"
+
+EXISTING_CARD = """---
+license: apache-2.0
+tags:
+- audio
+- speech
+library_name: transformers
+model-index:
+- name: org/encoder
+  results:
+  - task:
+      type: automatic-speech-recognition
+    dataset:
+      type: librispeech_asr
+      name: LibriSpeech (clean)
+      split: test
+    metrics:
+    - type: wer
+      value: 3.1
+      name: Test WER
+  - task:
+      type: audio-classification
+    dataset:
+      type: xares/xares-benchmark
+      name: X-ARES ESC-50
+      config: esc50
+      split: test
+    metrics:
+    - type: accuracy
+      value: 0.1
+      name: MLP accuracy
+---
+
+# My encoder
+
+A self-supervised audio encoder. Keep this paragraph.
+"""
+
+
+def _task(name, formal, domain, task_type, metric, mlp, knn=None, weight=1000.0, size=500):
+    return TaskResult(
+        name=name,
+        formal_name=formal,
+        domain=domain,
+        task_type=task_type,
+        metric=metric,
+        mlp=mlp,
+        mlp_score=mlp,
+        knn=knn,
+        knn_score=knn,
+        eval_weight=weight,
+        eval_size=size,
+        seed=42,
+    )
+
+
+@pytest.fixture(scope="module")
+def results() -> Results:
+    tasks = [
+        _task("esc50", "ESC-50", "sound", "clip", "accuracy", 0.812345678, knn=0.654321987, weight=2000, size=2000),
+        _task("fsd50k", "FSD50k", "sound", "clip", "mAP", 0.41234),
+        _task("desed", "DESED", "sound", "frame", "segmentf1_macro", 0.3333333),
+        _task("clotho", "Clotho", "sound", "contrastive", "recallatk_r1", 0.05555),
+        _task("librispeech", "LibriSpeech-100h", "speech", "asr", "WER_inv", 0.7777777, weight=3000),
+    ]
+    encoder = {"id": "org/encoder", "revision": "abc123", "layer": None, "sampling_rate": 16000, "output_dim": 768, "hop_size_in_ms": 20.0}
+    return Results(encoder=encoder, tasks=tasks, created="2025-01-15T10:30:00+00:00")  # averages via xares_score
+
+
+@pytest.fixture(scope="module")
+def results_file(results, tmp_path_factory):
+    path = tmp_path_factory.mktemp("res") / "results.json"
+    path.write_text(json.dumps(results.to_dict()))
+    return path
+
+
+def _by_key(entries):
+    return {(e.dataset_config, e.metric_name): e for e in entries}
+
+
+def test_model_index_parses_back(results):
+    index = hub_results.model_index(results, dataset_repo=REPO)
+    name, entries = model_index_to_eval_results(index)
+    assert name == "org/encoder"
+    assert all(isinstance(e, EvalResult) for e in entries)
+    # 5 MLP + 1 kNN + 2 averages
+    assert len(entries) == 8
+    got = _by_key(entries)
+    esc = got[("esc50", "MLP accuracy")]
+    assert (esc.task_type, esc.dataset_type, esc.dataset_split, esc.metric_type) == ("audio-classification", REPO, "test", "accuracy")
+    assert esc.metric_value == 0.8123
+    assert esc.source_name == "xares-hf" and esc.source_url
+    knn = got[("esc50", "kNN accuracy")]
+    assert knn.metric_type == "accuracy" and knn.metric_value == 0.6543
+    assert got[("fsd50k", "MLP mAP")].metric_type == "mAP"
+    assert got[("desed", "MLP segment F1 (macro)")].metric_type == "segmentf1_macro"
+    assert got[("desed", "MLP segment F1 (macro)")].metric_value == 0.3333
+    assert got[("clotho", "MLP R@1")].metric_type == "recallatk_r1"
+    asr = got[("librispeech", "MLP inverse WER")]
+    assert (asr.task_type, asr.metric_type, asr.metric_value) == ("automatic-speech-recognition", "WER_inv", 0.7778)
+    avg = got[(None, "X-ARES weighted average (MLP)")]
+    assert avg.metric_type == "xares_score" and avg.metric_value == round(results.mlp_average, 4)
+    assert got[(None, "X-ARES weighted average (kNN)")].metric_value == round(results.knn_average, 4)
+    # MLP and kNN of one task share one model-index result (same task and dataset)
+    esc_blocks = [r for r in index[0]["results"] if r["dataset"].get("config") == "esc50"]
+    assert len(esc_blocks) == 1 and len(esc_blocks[0]["metrics"]) == 2
+
+
+def test_model_card_metadata_loads_as_card(results):
+    meta = hub_results.model_card_metadata(results)
+    card = ModelCard("---\n" + yaml.safe_dump(meta) + "---\n\nbody\n")
+    assert card.data.model_name == "org/encoder"
+    assert len(card.data.eval_results) == 8
+
+
+def test_update_model_card_keeps_metadata_and_text(results):
+    merged = hub_results.update_model_card(EXISTING_CARD, results)
+    card = ModelCard(merged)
+    assert card.data.license == "apache-2.0"
+    assert card.data.tags == ["audio", "speech"]
+    assert card.data.library_name == "transformers"
+    assert "A self-supervised audio encoder. Keep this paragraph." in card.text
+    assert "## X-ARES results" in card.text
+    got = _by_key(card.data.eval_results)
+    # the other benchmark's result is kept, the stale X-ARES one replaced
+    assert any(e.dataset_type == "librispeech_asr" and e.metric_value == 3.1 for e in card.data.eval_results)
+    assert got[("esc50", "MLP accuracy")].metric_value == 0.8123
+    assert sum(1 for e in card.data.eval_results if e.dataset_type == REPO) == 8
+    # merging twice changes nothing (the results table is replaced, not appended)
+    assert hub_results.update_model_card(merged, results) == merged
+
+
+def test_update_model_card_from_path_and_new(results, tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(EXISTING_CARD)
+    assert ModelCard(hub_results.update_model_card(path, results)).data.license == "apache-2.0"
+    assert ModelCard(hub_results.update_model_card(str(path), results)).data.license == "apache-2.0"
+    new = ModelCard(hub_results.update_model_card(None, results))
+    assert new.data.model_name == "org/encoder" and len(new.data.eval_results) == 8
+
+
+def test_eval_result_files(results):
+    files = hub_results.eval_result_files(results, dataset_repo=REPO)
+    assert list(files) == [".eval_results/xares-benchmark.yaml"]
+    entries = yaml.safe_load(files[".eval_results/xares-benchmark.yaml"])
+    ids = [e["dataset"]["task_id"] for e in entries]
+    assert ids == ["esc50/mlp", "esc50/knn", "fsd50k/mlp", "desed/mlp", "clotho/mlp", "librispeech/mlp", "average/mlp", "average/knn"]
+    esc = entries[0]
+    assert esc["dataset"] == {"id": REPO, "task_id": "esc50/mlp"}  # revision: the benchmark's, only when given
+    assert esc["value"] == 0.8123
+    assert esc["date"] == "2025-01-15T10:30:00+00:00"
+    assert esc["source"]["name"].startswith("xares-hf ") and esc["source"]["url"]
+    assert "metric=accuracy" in esc["notes"] and "eval_size=2000" in esc["notes"] and "seed=42" in esc["notes"]
+    assert "encoder_revision=abc123" in esc["notes"]
+    assert entries[1]["value"] == 0.6543
+    # the documented format, as huggingface_hub parses it
+    parse = pytest.importorskip("huggingface_hub").__dict__.get("parse_eval_result_entries")
+    if parse is not None:
+        parsed = parse(entries)
+        assert [p.task_id for p in parsed] == ids and parsed[0].dataset_id == REPO
+    with_rev = hub_results.eval_result_files(results, dataset_repo=REPO, dataset_revision="f" * 40)
+    assert yaml.safe_load(next(iter(with_rev.values())))[0]["dataset"]["revision"] == "f" * 40
+
+
+def test_benchmark_eval_yaml(results):
+    names = [t.name for t in results.tasks]
+    data = yaml.safe_load(hub_results.benchmark_eval_yaml(names, knn_tasks=["esc50"]))
+    ids = [t["id"] for t in data["tasks"]]
+    assert {"esc50/mlp", "esc50/knn", "fsd50k/mlp", "desed/mlp", "clotho/mlp", "librispeech/mlp"} <= set(ids)
+    assert "desed/knn" not in ids
+    assert {"id": "esc50/mlp", "config": "esc50", "split": "test"} in data["tasks"]
+    # every .eval_results task id is declared by the benchmark
+    entries = yaml.safe_load(next(iter(hub_results.eval_result_files(results, REPO).values())))
+    assert {e["dataset"]["task_id"] for e in entries} <= set(ids)
+
+
+def test_export_writes_and_merges(results_file, tmp_path):
+    (tmp_path / "README.md").write_text(EXISTING_CARD)
+    written = hub_results.export(results_file, tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in written] == ["README.md", ".eval_results/xares-benchmark.yaml"]
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.license == "apache-2.0" and "Keep this paragraph" in card.text
+    assert len(yaml.safe_load((tmp_path / ".eval_results/xares-benchmark.yaml").read_text())) == 8
+
+
+def test_push_dry_run_makes_no_network_call(results_file, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("dry run opened a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    text = hub_results.push(results_file, "org/encoder", dry_run=True)
+    assert "org/encoder" in text
+    assert "CommitOperationAdd(path_in_repo='README.md'" in text
+    assert "CommitOperationAdd(path_in_repo='.eval_results/xares-benchmark.yaml'" in text
+    assert "model-index" in text and "esc50/mlp" in text
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_push_commits_merged_card_and_eval_results(results_file, tmp_path, monkeypatch):
+    """The real push path, with huggingface_hub's client replaced by a recorder (no network)."""
+    import huggingface_hub
+
+    existing = tmp_path / "README.md"
+    existing.write_text(EXISTING_CARD)
+    calls = {}
+
+    class FakeApi:
+        def repo_exists(self, repo_id):
+            return True
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            calls.update(repo_id=repo_id, operations=operations, **kwargs)
+            return type("Info", (), {"commit_url": "https://huggingface.co/org/encoder/commit/0", "pr_url": None})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **kw: str(existing))
+    url = hub_results.push(results_file, "org/encoder", dry_run=False)
+    assert url.endswith("/commit/0")
+    paths = [op.path_in_repo for op in calls["operations"]]
+    assert paths == ["README.md", ".eval_results/xares-benchmark.yaml"]
+    card = ModelCard(calls["operations"][0].path_or_fileobj.decode())
+    assert card.data.license == "apache-2.0" and "Keep this paragraph" in card.text
+    assert calls["commit_message"].startswith("Add X-ARES results")
