@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, scoring
+from . import distributed, profiling, scoring
 from .data import iter_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
@@ -38,7 +38,7 @@ def _encode(
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
 
     def flush() -> None:
-        with distributed.autocast(device, mixed_precision):
+        with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
             encoded = encode_batch(encoder, batch)
         for clip_frames in encoded:
             clip_frames = clip_frames.astype(np.float32, copy=False)
@@ -47,7 +47,7 @@ def _encode(
                 frames.append(clip_frames)
         batch.clear()
 
-    samples = iter_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride)
+    samples = profiling.timed_iter("decode + resample", iter_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride))
     last, crop = None, 0
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
         duration = sample.audio.shape[0] / sampling_rate
@@ -95,7 +95,8 @@ def encode_split(
         files,
         {"crop_length": card.data.crop_length, "pooling": "mean", "frames": keep_frames, "precision": mixed_precision or "no"},
     )
-    cached = cache.load(card.name, key)
+    with profiling.phase("cache I/O"):
+        cached = cache.load(card.name, key)
     if cached is not None:
         return cached, False
     world, rank = distributed.world_size(), distributed.rank()
@@ -122,8 +123,9 @@ def encode_split(
     if not len(embeddings):
         raise ValueError(f"task '{card.name}', split '{split}': the shards {files} hold no samples")
     if world == 1:
-        cache.save(card.name, key, embeddings)
-        cache.write_log(card.name, key, {"encoded_per_process": [len(embeddings)]})
+        with profiling.phase("cache I/O"):
+            cache.save(card.name, key, embeddings)
+            cache.write_log(card.name, key, {"encoded_per_process": [len(embeddings)]})
     return embeddings, True
 
 
@@ -164,7 +166,8 @@ def evaluate_task(
     folds, eval_size = {}, 0
     t0 = time.perf_counter()
     for round_ in _rounds(card, data):
-        folds[round_.name] = evaluate_round(ctx, round_)
+        with profiling.phase("probe training"):
+            folds[round_.name] = evaluate_round(ctx, round_)
         eval_size += len(round_.test)
     probe_s = time.perf_counter() - t0
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import profiling
 from .metric_modules import metric_path
 
 
@@ -50,7 +51,8 @@ def compute(metric: str, predictions: Any, references: Any, **kwargs: Any) -> fl
     """The task metric's raw value, computed by its ``evaluate`` module."""
     spec = metric_spec(metric)
     module = _module(spec.module, spec.config)
-    result = module.compute(predictions=predictions, references=references, **dict(spec.kwargs), **kwargs)
+    with profiling.phase("scoring"):
+        result = module.compute(predictions=predictions, references=references, **dict(spec.kwargs), **kwargs)
     value = float(result[spec.key])
     if not np.isfinite(value):
         raise ValueError(f"metric '{metric}' returned a non-finite value {value}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import scoring
+from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
 from .base import Context, Round
 
@@ -38,6 +38,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
     )
     scores: dict[str, Any] = {"mlp": _score(card.metric)(probe.test_predictions, data.test.labels), "best_epoch": probe.best_epoch}
     if ctx.knn and card.knn:
-        predictions = knn_predict(data.train.pooled, data.train.labels, data.test.pooled)
+        with profiling.phase("kNN"):
+            predictions = knn_predict(data.train.pooled, data.train.labels, data.test.pooled)
         scores["knn"] = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
     return scores
