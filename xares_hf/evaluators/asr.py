@@ -12,8 +12,8 @@ from .base import Context, Round
 def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
     card = ctx.card
 
-    def score(hypotheses: list[str], references: list[str]) -> float:
-        return scoring.compute(card.metric, predictions=hypotheses, references=references)
+    def score(hypotheses: list[str], references: list[str], selection: bool = True) -> float:
+        return scoring.compute(card.metric, predictions=hypotheses, references=references, selection=selection)
 
     result = train_asr_probe(
         (data.train.frames, data.train.labels),
@@ -31,7 +31,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         desc=f"asr {card.name}/{data.name}",
     )
     return {
-        "mlp": score(result.test_hypotheses, data.test.labels),
+        "mlp": score(result.test_hypotheses, data.test.labels, selection=False),
         "best_epoch": result.best_epoch,
         "asr_head": result.head,
         "decoder": result.decoder,

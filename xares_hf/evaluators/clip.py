@@ -11,11 +11,11 @@ from ..probes import knn_predict, train_linear_probe
 from .base import Context, Round
 
 
-def _score(metric: str):
+def _score(metric: str, selection: bool = False):
     def score(logits: np.ndarray, labels: np.ndarray) -> float:
         if metric == "mAP":
-            return scoring.compute(metric, predictions=logits, references=labels.astype(np.int64))
-        return scoring.compute(metric, predictions=logits.argmax(axis=1), references=labels)
+            return scoring.compute(metric, predictions=logits, references=labels.astype(np.int64), selection=selection)
+        return scoring.compute(metric, predictions=logits.argmax(axis=1), references=labels, selection=selection)
 
     return score
 
@@ -28,7 +28,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         (data.valid.pooled, data.valid.labels),
         data.test.pooled,
         num_classes=card.labels.num_classes,
-        score=_score(card.metric),
+        score=_score(card.metric, selection=True),
         epochs=card.probe.epochs,
         learning_rate=card.probe.learning_rate,
         batch_size=card.probe.batch_size,

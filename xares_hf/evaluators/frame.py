@@ -20,13 +20,14 @@ def _targets(ctx: Context, split: SplitData) -> list[np.ndarray]:
 def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
     card = ctx.card
 
-    def score(probabilities: list[np.ndarray], targets: list[np.ndarray]) -> float:
+    def score(probabilities: list[np.ndarray], targets: list[np.ndarray], selection: bool = True) -> float:
         return scoring.compute(
             card.metric,
-            predictions=[p.tolist() for p in probabilities],
-            references=[t.astype(np.int64).tolist() for t in targets],
+            predictions=probabilities if selection else [p.tolist() for p in probabilities],
+            references=[t.astype(np.int64) for t in targets] if selection else [t.astype(np.int64).tolist() for t in targets],
             hop_size_in_ms=ctx.hop_size_in_ms,
             segment_length_in_s=card.metric_args.segment_length_in_s,
+            selection=selection,
         )
 
     test_targets = _targets(ctx, data.test)
@@ -43,4 +44,4 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         seed=ctx.seed,
         desc=f"frame probe {card.name}/{data.name}",
     )
-    return {"mlp": score(probe.test_predictions, test_targets), "best_epoch": probe.best_epoch}
+    return {"mlp": score(probe.test_predictions, test_targets, selection=False), "best_epoch": probe.best_epoch}

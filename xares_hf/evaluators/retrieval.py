@@ -14,8 +14,8 @@ from .base import Context, Round
 def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
     card = ctx.card
 
-    def score(audio: np.ndarray, text: np.ndarray, owner: np.ndarray) -> float:
-        return scoring.compute(card.metric, predictions=text, references=owner, audio_embeddings=audio)
+    def score(audio: np.ndarray, text: np.ndarray, owner: np.ndarray, selection: bool = True) -> float:
+        return scoring.compute(card.metric, predictions=text, references=owner, audio_embeddings=audio, selection=selection)
 
     result = train_retrieval_probe(
         (data.train.pooled, data.train.labels),
@@ -31,7 +31,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         desc=f"retrieval {card.name}/{data.name}",
     )
     return {
-        "mlp": score(result.audio_embeddings, result.text_embeddings, result.caption_owner),
+        "mlp": score(result.audio_embeddings, result.text_embeddings, result.caption_owner, selection=False),
         "best_epoch": result.best_epoch,
         "tokenizer": result.tokenizer,
     }
