@@ -40,6 +40,7 @@ def _encode(
     def flush() -> None:
         with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
             encoded = encode_batch(encoder, batch)
+        profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
         for clip_frames in encoded:
             clip_frames = clip_frames.astype(np.float32, copy=False)
             pooled.append(clip_frames.mean(axis=0))

@@ -13,6 +13,7 @@ from typing import Iterator
 
 _totals: dict[str, float] = defaultdict(float)
 _stack: list[list] = []  # [phase, start, time spent in children]
+_peaks: dict[str, float] = defaultdict(float)
 
 
 @contextmanager
@@ -47,3 +48,26 @@ def totals() -> dict[str, float]:
 
 def reset() -> None:
     _totals.clear()
+    _peaks.clear()
+
+
+
+def rss_mb() -> float:
+    """This process's resident memory now, in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def note_peak(name: str, value: float) -> None:
+    """Keep the largest ``value`` seen under ``name`` (e.g. resident memory while encoding)."""
+    _peaks[name] = max(_peaks[name], value)
+
+
+def peaks() -> dict[str, float]:
+    return dict(_peaks)
