@@ -1,6 +1,3 @@
-import doctest
-import importlib.util
-
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
@@ -13,22 +10,6 @@ def test_accuracy_module_matches_scikit_learn():
     for _ in range(5):
         refs, preds = rng.integers(0, 7, 200), rng.integers(0, 7, 200)
         assert scoring.compute("accuracy", predictions=preds, references=refs) == pytest.approx(accuracy_score(refs, preds), abs=1e-12)
-
-
-def test_accuracy_docstring_examples_run():
-    path = scoring.metric_path("accuracy") + "/accuracy.py"
-    spec = importlib.util.spec_from_file_location("xares_accuracy_module", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = doctest.testmod(module, extraglobs={}, optionflags=doctest.ELLIPSIS)
-    # examples live in _KWARGS_DESCRIPTION, attached to the metric class's docstring
-    finder = doctest.DocTestFinder()
-    tests = [t for t in finder.find(module.Accuracy) if t.examples]
-    assert tests, "the metric docstring has no runnable examples"
-    runner = doctest.DocTestRunner()
-    for t in tests:
-        runner.run(t)
-    assert runner.failures == 0 and result.failed == 0
 
 
 def test_scores_are_normalised_and_weighted():

@@ -79,3 +79,24 @@ def test_publish_dry_run_lists_every_file_and_uploads_nothing(tmp_path):
         for f in ("README.md", "app.py", "requirements.txt", f"{name}.py"):
             assert f"  {f}  (" in out.stdout
     assert "nothing uploaded" in out.stdout
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_docstring_examples_run(name):
+    """The runnable examples of each module's keyword-argument docs (attached to its Metric class) pass."""
+    import doctest
+    import importlib.util
+    import inspect
+
+    import evaluate
+
+    spec = importlib.util.spec_from_file_location(f"xares_{name}_doctest", Path(metric_path(name)) / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    metric = next(c for c in vars(module).values() if inspect.isclass(c) and issubclass(c, evaluate.Metric) and c is not evaluate.Metric)
+    tests = [t for t in doctest.DocTestFinder().find(metric) if t.examples]
+    assert tests, f"{name}: the metric docstring has no runnable examples"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0

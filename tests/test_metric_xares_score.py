@@ -1,6 +1,3 @@
-import doctest
-import importlib.util
-
 import evaluate
 import numpy as np
 import pytest
@@ -43,15 +40,3 @@ def test_zero_weight_tasks_drop_out_and_scores_clip(xares_score):
 def test_bad_input_is_a_clear_error(xares_score, kwargs, message):
     with pytest.raises(ValueError, match=message):
         xares_score.compute(**kwargs)
-
-
-def test_docstring_examples_run():
-    spec = importlib.util.spec_from_file_location("xares_score_module", metric_path("xares_score") + "/xares_score.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tests = [t for t in doctest.DocTestFinder().find(module.XaresScore) if t.examples]
-    assert tests
-    runner = doctest.DocTestRunner()
-    for t in tests:
-        runner.run(t)
-    assert runner.failures == 0
