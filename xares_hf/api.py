@@ -79,11 +79,12 @@ def evaluate(
     """
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
+    files = {}
     for card in cards:  # every task's shards must be there before any encoding starts; one process downloads
         if distributed.is_main():
             ensure_task_data(card, data_root, download=download)
         distributed.barrier()
-        ensure_task_data(card, data_root, download=False)
+        files[card.name] = ensure_task_data(card, data_root, download=False)
     if device is None:
         device = distributed.device()
     encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper)
@@ -92,7 +93,8 @@ def evaluate(
         logger.warning("encoder %s: %s", report.name, warning)
     cache = EmbeddingCache(cache_dir)
     task_results = [
-        evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device), mixed_precision=mixed_precision)
+        evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device),
+                      mixed_precision=mixed_precision, files=files[card.name])
         for card in cards
     ]
     results = Results(

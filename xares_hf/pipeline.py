@@ -149,9 +149,13 @@ def evaluate_task(
     knn: bool = True,
     device: str = "cpu",
     mixed_precision: str | None = None,
+    files: dict[str, list[str]] | None = None,
 ) -> TaskResult:
-    """Score one task for one encoder as X-ARES does, reusing cached embeddings where they exist."""
-    files = shard_files(card, data_dir)
+    """Score one task for one encoder as X-ARES does, reusing cached embeddings where they exist.
+
+    ``files`` are the task's shards per split when the caller has already located them.
+    """
+    files = files or shard_files(card, data_dir)
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
     data, encoded = {}, []
