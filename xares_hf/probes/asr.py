@@ -108,9 +108,20 @@ class _CtcHead:
         self.device = device
         self.ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
+    def _logits(self, frames: list[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
+        """Per-frame logits, right-padded to ``(B, T_max, C)``.
+
+        The head acts on each frame alone, so the clips' frames go through it concatenated, without the
+        padding a batch would carry (speech clips differ in length by up to 5x: half a padded batch was zeros).
+        """
+        lengths = [len(f) for f in frames]
+        packed = torch.from_numpy(np.concatenate([np.asarray(f, dtype=np.float32) for f in frames])).to(self.device)
+        logits = self.module(packed).float()
+        return torch.nn.utils.rnn.pad_sequence(list(logits.split(lengths)), batch_first=True), lengths
+
     def loss(self, frames: list[np.ndarray], texts: list[str]) -> torch.Tensor:
-        x, lengths = _batch(frames, self.device)
-        log_probs = self.module(x).float().log_softmax(-1).transpose(0, 1)  # (T, B, C)
+        logits, lengths = self._logits(frames)
+        log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T, B, C)
         targets = [[self.index[c] for c in t.lower()] for t in texts]
         flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
         return self.ctc(
@@ -125,9 +136,8 @@ class _CtcHead:
         out: list[str] = []
         with torch.inference_mode():
             for start in range(0, len(frames), batch_size):
-                chunk = frames[start : start + batch_size]
-                x, lengths = _batch(chunk, self.device)
-                best = self.module(x).argmax(-1).cpu()
+                logits, lengths = self._logits(frames[start : start + batch_size])
+                best = logits.argmax(-1).cpu()
                 for row, length in zip(best, lengths):
                     ids = row[:length].tolist()
                     chars = [self.chars[i - 1] for j, i in enumerate(ids) if i != 0 and (j == 0 or ids[j - 1] != i)]
