@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import ConstantEncoder, CountingEncoder, tone, write_card
 from xares_hf import Results, evaluate
@@ -91,3 +92,55 @@ def test_missing_data_fails_before_the_encoder_loads(tmp_path):
     card = write_card(tmp_path / "toy.yaml")
     with pytest.raises(FileNotFoundError, match="task 'toy': data folder"):
         evaluate("org/not-in-cache", tasks=[card], data_dir=tmp_path / "none", cache_dir=tmp_path, output_dir=None)
+
+
+class _CausalRecordingEncoder(torch.nn.Module):
+    """Frame t is the running mean of the audio up to it (so end-padding cannot change a clip's frames);
+    records each batch's clip lengths."""
+
+    sampling_rate, output_dim, hop_size_in_ms = 16_000, 2, 20
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.batches: list[list[int]] = []
+
+    def encode_batch(self, waves):
+        self.batches.append([w.shape[0] for w in waves])
+        return [self._frames(torch.from_numpy(w)).numpy() for w in waves]
+
+    def _frames(self, wave: torch.Tensor) -> torch.Tensor:
+        hop = 320
+        n = max(1, wave.shape[0] // hop)
+        running = torch.cumsum(wave[: n * hop].abs(), 0)[hop - 1 :: hop] / torch.arange(1, n + 1) / hop
+        return torch.stack([running, torch.full_like(running, wave.shape[0] / 16_000)], dim=1) * self.weight.detach()
+
+    def forward(self, audio):
+        return torch.stack([self._frames(a) for a in audio])
+
+
+def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(tmp_path):
+    from xares_hf.embedding_cache import EmbeddingCache
+    from xares_hf.encoders import load_encoder
+    from xares_hf.pipeline import SORT_WINDOW_BATCHES, encode_split
+    from xares_hf.tasks import LabelEncoder, load_task
+
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(0.1, 1.0, size=40).round(2)
+    items = [(f"k{i:02d}", tone(300.0, float(s)), 16_000, {"label": "low"}) for i, s in enumerate(seconds)]
+    files = write_shards(items, tmp_path / "train-%03d.tar", max_count=15)
+    card = load_task(write_card(tmp_path / "toy.yaml"))
+    encoder = load_encoder(_CausalRecordingEncoder())
+    split, encoded = encode_split(encoder, card, "train", files, LabelEncoder(card.labels, card.name), EmbeddingCache(tmp_path / "c"))
+    assert encoded and split.keys == [f"k{i:02d}" for i in range(40)]
+    np.testing.assert_allclose(split.pooled[:, 1], seconds, atol=1e-3)  # each row is its own clip
+    alone = [encoder._frames(torch.from_numpy(tone(300.0, float(s)))).mean(0).numpy() for s in seconds]
+    np.testing.assert_allclose(split.pooled, np.stack(alone), rtol=1e-3, atol=1e-4)
+    assert np.allclose(split.durations, seconds, atol=1e-3)
+    size = card.probe.batch_size_encode
+    assert sorted(sum(encoder.batches, [])) == sorted(int(round(s * 16_000)) for s in seconds)
+    window = size * SORT_WINDOW_BATCHES
+    for start in range(0, 40, window):  # within a window, batches are consecutive runs of the sorted lengths
+        in_window = encoder.batches[start // size : (start + window) // size]
+        flat = sum(in_window, [])
+        assert flat == sorted(flat)

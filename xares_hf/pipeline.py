@@ -10,12 +10,16 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling, scoring
-from .data import iter_audio, shard_files
+from .data import prefetch_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, Context, Round, SplitData, evaluator_for
 from .results import TaskResult
 from .tasks import LabelEncoder, TaskCard
+
+# clips are encoded in batches of similar length, sorted within windows of this many batches: padding falls
+# from up to 1.95x the audio to about 1.1x on the mini suite's speech tasks, while the audio held waiting stays small
+SORT_WINDOW_BATCHES = 8
 
 
 def _encode(
@@ -33,22 +37,30 @@ def _encode(
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
     pooled, frames, keys, urls, metas, durations, order = [], [], [], [], [], [], []
-    batch: list[np.ndarray] = []
-
+    pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
+    size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
 
     def flush() -> None:
-        with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
-            encoded = encode_batch(encoder, batch)
-        profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
-        for clip_frames in encoded:
-            clip_frames = clip_frames.astype(np.float32, copy=False)
-            pooled.append(clip_frames.mean(axis=0))
-            if keep_frames:
-                frames.append(clip_frames)
-        batch.clear()
+        """Encode the pending clips in batches of similar length (less padding), each result into its slot."""
+        pending.sort(key=lambda item: item[1].shape[0])
+        for start in range(0, len(pending), size):
+            chunk = pending[start : start + size]
+            with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
+                encoded = encode_batch(encoder, [audio for _, audio in chunk])
+            profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
+            for (slot, _), clip_frames in zip(chunk, encoded):
+                clip_frames = clip_frames.astype(np.float32, copy=False)
+                pooled[slot] = clip_frames.mean(axis=0)
+                if keep_frames:
+                    frames[slot] = clip_frames
+        pending.clear()
 
-    samples = profiling.timed_iter("decode + resample", iter_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride))
+    # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
+    # compete for the same cores and it measured slower (BENCHMARKS.md)
+    decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
+                             background=device.type != "cpu")
+    samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
     last, crop = None, 0
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
         duration = sample.audio.shape[0] / sampling_rate
@@ -60,11 +72,12 @@ def _encode(
         urls.append(sample.url)
         metas.append(sample.meta)
         durations.append(duration)
-        batch.append(sample.audio)
-        if len(batch) == card.probe.batch_size_encode:
+        pending.append((len(pooled), sample.audio))
+        pooled.append(None)
+        frames.append(None)
+        if len(pending) == SORT_WINDOW_BATCHES * size:
             flush()
-    if batch:
-        flush()
+    flush()
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
         np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
