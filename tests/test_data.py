@@ -1,4 +1,6 @@
 import hashlib
+import io
+import tarfile
 
 import numpy as np
 import pytest
@@ -79,3 +81,23 @@ def test_shards_are_byte_identical_when_written_twice(tmp_path):
     b = write_shards(samples, tmp_path / "b" / "s-%03d.tar")
     digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()
     assert [digest(p) for p in a] == [digest(p) for p in b]
+
+
+def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_shards(tmp_path):
+    from xares_hf.data import prefetch_audio
+
+    waves = [(f"k{i}", tone(200.0 + 50 * i, 0.1 + 0.05 * i), 16_000, {"label": "low"}) for i in range(12)]
+    files = write_shards(waves, tmp_path / "train-%03d.tar", max_count=5)
+    here = list(iter_audio(files, 16_000, "toy", "train"))
+    ahead = list(prefetch_audio(files, 16_000, "toy", "train", background=True, ahead=4))
+    assert [s.key for s in ahead] == [s.key for s in here] == [f"k{i}" for i in range(12)]
+    assert all(np.array_equal(a.audio, b.audio) and a.position == b.position for a, b in zip(ahead, here))
+    bad = tmp_path / "bad-000.tar"
+    with tarfile.open(bad, "w") as tar:
+        for name, data in (("k0.flac", b"not audio at all"), ("k0.json", b'{"label": "low"}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match=r"task 'toy', split 'train'.*bad-000\.tar.*Invalid data") as err:
+        list(prefetch_audio([str(bad)], 16_000, "toy", "train", background=True))
+    assert "Traceback" not in str(err.value)  # the worker's traceback is not part of the message

@@ -2,6 +2,7 @@
 
 from .acquire import ensure_task_data
 from .audio_dataset import AudioSample, crops, iter_audio
+from .prefetch import prefetch_audio
 from .shards import DataError, is_hub_layout, shard_files, task_folder
 from .writer import encode_audio, write_shards
 from .zenodo import DownloadError, fetch_record
@@ -16,6 +17,7 @@ __all__ = [
     "fetch_record",
     "is_hub_layout",
     "iter_audio",
+    "prefetch_audio",
     "shard_files",
     "task_folder",
     "write_shards",
