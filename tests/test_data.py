@@ -83,7 +83,7 @@ def test_shards_are_byte_identical_when_written_twice(tmp_path):
     assert [digest(p) for p in a] == [digest(p) for p in b]
 
 
-def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_shards(tmp_path):
+def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_samples(tmp_path):
     from xares_hf.data import prefetch_audio
 
     waves = [(f"k{i}", tone(200.0 + 50 * i, 0.1 + 0.05 * i), 16_000, {"label": "low"}) for i in range(12)]
@@ -98,6 +98,6 @@ def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_shar
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    with pytest.raises(DataError, match=r"task 'toy', split 'train'.*bad-000\.tar.*Invalid data") as err:
+    with pytest.raises(DataError, match=r"^task 'toy', split 'train', file .*bad-000\.tar, sample 'k0': cannot decode audio 'k0\.flac': .*Invalid data") as err:
         list(prefetch_audio([str(bad)], 16_000, "toy", "train", background=True))
     assert "Traceback" not in str(err.value)  # the worker's traceback is not part of the message
