@@ -147,27 +147,212 @@ def _device_of(encoder: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+# check_encoder tries 1 s and 2 s of audio: an encoder that fails only on longer clips is probably out of its depth
+_CHECKED_SECONDS = 2.0
+_MEMORY_WORDS = ("out of memory", "outofmemory", "cannot allocate", "can't allocate", "not enough memory")
+
+
+def _describe_batch(lengths: list[int], sampling_rate: int, context: str) -> str:
+    """'a batch of 4 clips of 0.50-12.00 s (task 'x', split 'train', samples 'k1'..'k4')'."""
+    seconds = [n / sampling_rate for n in lengths]
+    if not seconds:
+        text = "an empty batch"
+    elif len(seconds) == 1:
+        text = f"a batch of 1 clip of {seconds[0]:.2f} s"
+    elif min(seconds) == max(seconds):
+        text = f"a batch of {len(seconds)} clips of {seconds[0]:.2f} s each"
+    else:
+        text = f"a batch of {len(seconds)} clips of {min(seconds):.2f}-{max(seconds):.2f} s"
+    return f"{text} ({context})" if context else text
+
+
+def _clip_list(indices: list[int], seconds: list[float], limit: int = 5) -> str:
+    shown = ", ".join(f"{i} ({seconds[i]:.2f} s)" for i in indices[:limit])
+    more = f" and {len(indices) - limit} more" if len(indices) > limit else ""
+    return f"clip{'s' if len(indices) > 1 else ''} {shown}{more}"
+
+
+def _expected_frames(seconds: float, hop_ms: float) -> tuple[float, float]:
+    """Frames a clip should give at the declared hop, and the slack allowed around it."""
+    expected = seconds * 1000.0 / hop_ms
+    return expected, max(2.0, 0.1 * expected)
+
+
+def _raised(encoder: torch.nn.Module, call: str, where: str, err: Exception, longest_s: float) -> EncoderContractError:
+    problems = [f"{call} on {where} raised {type(err).__name__}: {err}"]
+    text = f"{type(err).__name__} {err}".lower()
+    memory = isinstance(err, MemoryError) or any(w in text for w in _MEMORY_WORDS)
+    if longest_s > _CHECKED_SECONDS or memory:
+        why = (
+            f"the encoder passed the check on 1 s and 2 s of audio but failed on clips of up to {longest_s:.2f} s"
+            if longest_s > _CHECKED_SECONDS
+            else "the encoder ran out of memory"
+        )
+        problems.append(
+            f"hint: {why}: if it cannot take inputs this long or this many at once, lower the card's "
+            "probe.batch_size_encode, set data.crop_length to cut long clips, or make the encoder chunk long "
+            "inputs (an encode_batch method)"
+        )
+    return EncoderContractError(_format(encoder, problems))
+
+
 @torch.inference_mode()
-def encode_batch(encoder: torch.nn.Module, waves: list[np.ndarray]) -> list[np.ndarray]:
+def encode_batch(
+    encoder: torch.nn.Module, waves: list[np.ndarray], context: str = "", strict_frames: bool = False
+) -> list[np.ndarray]:
     """Frame embeddings (frames_i, dim) for clips of any lengths, without the frames of zero-padding.
 
     Wrappers with their own ``encode_batch`` (attention masks, chunking) are used as they are; for a
     plain module the clips are zero-padded to the longest and each output is trimmed to its share of
     frames, in proportion to its length.
+
+    Every batch is checked: one output per clip, each (frames > 0, output_dim) and finite, and with
+    ``strict_frames`` (frame-level tasks) a frame count that matches ``hop_size_in_ms`` within
+    max(2 frames, 10 %) (for a plain module: the longest clip's). Anything wrong, and any exception
+    from the encoder, raises :class:`EncoderContractError` naming the encoder, the batch's clip
+    lengths and ``context`` (which task, split and samples).
     """
+    if len(waves) == 0:
+        return []
+    sampling_rate, dim = int(encoder.sampling_rate), int(encoder.output_dim)
+    hop_ms = float(encoder.hop_size_in_ms)
+    lengths = [int(np.shape(w)[0]) for w in waves]
+    seconds = [n / sampling_rate for n in lengths]
+    where = _describe_batch(lengths, sampling_rate, context)
     own = getattr(encoder, "encode_batch", None)
     if own is not None:
-        return [np.asarray(f, dtype=np.float32) for f in own(waves)]
+        try:
+            outputs = own(waves)
+        except Exception as err:
+            raise _raised(encoder, "encode_batch", where, err, max(seconds)) from err
+        frames = _checked_own_outputs(encoder, outputs, where, seconds, dim, hop_ms, strict_frames)
+        return frames
     device = _device_of(encoder)
-    lengths = [w.shape[0] for w in waves]
     longest = max(lengths)
     batch = torch.zeros(len(waves), longest)
     for i, w in enumerate(waves):
-        batch[i, : w.shape[0]] = torch.from_numpy(w)
-    out = _forward(encoder, batch.to(device))
-    problems = _check_output(out, len(waves), int(encoder.output_dim), f"audio of shape {tuple(batch.shape)}")
+        batch[i, : lengths[i]] = torch.as_tensor(np.asarray(w, dtype=np.float32))
+    call = f"forward(audio of shape {tuple(batch.shape)})"
+    try:
+        out = _forward(encoder, batch.to(device))
+    except Exception as err:
+        raise _raised(encoder, call, where, err, max(seconds)) from err
+    if not isinstance(out, torch.Tensor):
+        raise EncoderContractError(
+            _format(encoder, [f"{call} on {where} returned {type(out).__name__}, expected a torch.Tensor (batch, frames, {dim})"])
+        )
+    if out.ndim != 3:
+        raise EncoderContractError(
+            _format(encoder, [f"{call} on {where} returned shape {tuple(out.shape)}, expected 3 dims (batch, frames, {dim})"])
+        )
+    problems = []
+    if out.shape[0] != len(waves):
+        problems.append(f"{call} on {where} returned batch size {out.shape[0]}, expected {len(waves)} (one row per clip)")
+    if out.shape[2] != dim:
+        problems.append(f"{call} on {where} returned dim {out.shape[2]} but output_dim is {dim}")
+    total = out.shape[1]
+    if total == 0:
+        expected, _ = _expected_frames(max(seconds), hop_ms)
+        problems.append(
+            f"{call} on {where} returned zero frames, expected about {expected:.0f} for the longest clip "
+            f"({max(seconds):.2f} s) at hop_size_in_ms={hop_ms:g}"
+        )
+    if problems:
+        raise EncoderContractError(_format(encoder, problems))
+    keep = [max(1, min(total, int(np.ceil(total * n / longest)))) if longest else 1 for n in lengths]
+    # one pass over the output; values in the padding frames trimmed below do not count
+    kept = torch.arange(total, device=out.device)[None, :] < torch.tensor(keep, device=out.device)[:, None]
+    flagged = (kept & ~torch.isfinite(out).all(dim=2)).any(dim=1).tolist()
+    bad = [i for i, flag in enumerate(flagged) if flag]
+    if bad:
+        problems.append(f"{call} on {where} returned NaN or infinite values for {_clip_list(bad, seconds)}")
+    if strict_frames:
+        expected, slack = _expected_frames(max(seconds), hop_ms)
+        if abs(total - expected) > slack:
+            problems.append(
+                f"{call} on {where} returned {total} frames for the longest clip ({max(seconds):.2f} s), but "
+                f"hop_size_in_ms={hop_ms:g} means about {expected:.0f} (allowed {expected - slack:.0f}-{expected + slack:.0f}): "
+                "the frames would not line up with this frame-level task's labels; fix hop_size_in_ms or the output length"
+            )
     if problems:
         raise EncoderContractError(_format(encoder, problems))
     out = out.float().cpu().numpy()
-    total = out.shape[1]
-    return [out[i, : max(1, min(total, int(np.ceil(total * n / longest))))] for i, n in enumerate(lengths)]
+    return [out[i, :n] for i, n in enumerate(keep)]
+
+
+def _checked_own_outputs(
+    encoder: torch.nn.Module, outputs: object, where: str, seconds: list[float], dim: int, hop_ms: float, strict_frames: bool
+) -> list[np.ndarray]:
+    """The arrays an encoder's own ``encode_batch`` returned, as float32, if they meet the contract."""
+    call = "encode_batch"
+    if isinstance(outputs, torch.Tensor) or not isinstance(outputs, (list, tuple)):
+        if not (isinstance(outputs, (torch.Tensor, np.ndarray)) and outputs.ndim == 3):
+            kind = f"a {type(outputs).__name__}" + (f" of shape {tuple(outputs.shape)}" if hasattr(outputs, "shape") else "")
+            raise EncoderContractError(_format(encoder, [
+                f"{call} on {where} returned {kind}, expected a list of {len(seconds)} arrays (frames, {dim}), one per clip"
+            ]))
+        outputs = list(outputs)
+    if len(outputs) != len(seconds):
+        raise EncoderContractError(_format(encoder, [
+            f"{call} on {where} returned {len(outputs)} outputs, expected {len(seconds)} (one per clip)"
+        ]))
+    frames, unusable, rank, wrong_dim, empty = [], [], [], [], []
+    for i, item in enumerate(outputs):
+        if isinstance(item, torch.Tensor):
+            item = item.detach().float().cpu().numpy()
+        try:
+            array = item if isinstance(item, np.ndarray) and item.dtype == np.float32 else np.asarray(item, dtype=np.float32)
+        except (TypeError, ValueError):
+            unusable.append(i)
+            frames.append(None)
+            continue
+        if array.ndim != 2:
+            rank.append(i)
+        elif array.shape[1] != dim:
+            wrong_dim.append(i)
+        elif array.shape[0] == 0:
+            empty.append(i)
+        frames.append(array)
+    problems = []
+    if unusable:
+        problems.append(
+            f"{call} on {where} returned a {type(outputs[unusable[0]]).__name__} for {_clip_list(unusable, seconds)}, "
+            f"expected an array (frames, {dim})"
+        )
+    if rank:
+        problems.append(
+            f"{call} on {where} returned shape {tuple(frames[rank[0]].shape)} for {_clip_list(rank, seconds)}, "
+            f"expected 2 dims (frames, {dim})"
+        )
+    if wrong_dim:
+        problems.append(
+            f"{call} on {where} returned dim {frames[wrong_dim[0]].shape[1]} for {_clip_list(wrong_dim, seconds)} "
+            f"but output_dim is {dim}"
+        )
+    if empty:
+        expected, _ = _expected_frames(seconds[empty[0]], hop_ms)
+        problems.append(
+            f"{call} on {where} returned zero frames for {_clip_list(empty, seconds)}, "
+            f"expected about {max(1, round(expected))}{' for the first' if len(empty) > 1 else ''} at hop_size_in_ms={hop_ms:g}"
+        )
+    if problems:
+        raise EncoderContractError(_format(encoder, problems))
+    finite = [bool(np.isfinite(a).all()) for a in frames]  # one pass over the frames
+    bad = [i for i, ok in enumerate(finite) if not ok]
+    if bad:
+        problems.append(f"{call} on {where} returned NaN or infinite values for {_clip_list(bad, seconds)}")
+    if strict_frames:
+        off = []
+        for i, a in enumerate(frames):
+            expected, slack = _expected_frames(seconds[i], hop_ms)
+            if abs(a.shape[0] - expected) > slack:
+                off.append(f"clip {i} ({seconds[i]:.2f} s): {a.shape[0]} frames, expected about {expected:.0f}")
+        if off:
+            problems.append(
+                f"{call} on {where} returned frame counts that do not match hop_size_in_ms={hop_ms:g} "
+                f"(allowed: max(2 frames, 10 %) off): {'; '.join(off[:5])}{f' and {len(off) - 5} more' if len(off) > 5 else ''}: "
+                "the frames would not line up with this frame-level task's labels; fix hop_size_in_ms or the output length"
+            )
+    if problems:
+        raise EncoderContractError(_format(encoder, problems))
+    return frames

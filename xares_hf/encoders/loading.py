@@ -31,6 +31,7 @@ def load_encoder(
     revision: str | None = None,
     device: str | torch.device | None = None,
     pad_whisper: bool = True,
+    trust_remote_code: bool = False,
 ) -> torch.nn.Module:
     """An encoder meeting the X-ARES contract, with an ``identity`` dict used to key the embedding cache.
 
@@ -40,6 +41,8 @@ def load_encoder(
     an ``nn.Module`` (a ``PreTrainedModel`` is wrapped; anything else must meet the contract).
     Built-in names: ``log-mel`` (weight-free baseline) and ``silero-vad`` (pretrained, from its PyPI wheel).
     ``pad_whisper=False`` encodes Whisper models on each clip's own length instead of 30 s windows.
+    ``trust_remote_code=True`` lets a model that ships its own Python code (``auto_map`` in its config) run
+    that code; it is off by default, and such a model is refused with an :class:`EncoderContractError`.
     """
     if isinstance(model, torch.nn.Module):
         encoder = _from_module(model, layer)
@@ -54,7 +57,7 @@ def load_encoder(
         elif text.split(":")[0].endswith(".py"):
             encoder = load_module_file(text)
         else:
-            encoder = _from_pretrained(text, layer, revision, pad_whisper)
+            encoder = _from_pretrained(text, layer, revision, pad_whisper, trust_remote_code)
     if layer is not None and not isinstance(encoder, TransformersEncoder):
         raise ValueError(f"layer={layer} needs a transformers model; {type(encoder).__name__} has a single output")
     if device is not None:
@@ -85,7 +88,14 @@ def _from_module(module: torch.nn.Module, layer: int | None) -> torch.nn.Module:
     return module
 
 
-def _from_pretrained(name: str, layer: int | None, revision: str | None, pad_whisper: bool = True) -> TransformersEncoder:
+def _needs_remote_code(err: BaseException) -> bool:
+    """transformers' refusal to run a model's own code without ``trust_remote_code=True``."""
+    return isinstance(err, ValueError) and "trust_remote_code" in str(err)
+
+
+def _from_pretrained(
+    name: str, layer: int | None, revision: str | None, pad_whisper: bool = True, trust_remote_code: bool = False
+) -> TransformersEncoder:
     from transformers import AutoFeatureExtractor, AutoModel
 
     local = Path(name).expanduser()
@@ -93,8 +103,17 @@ def _from_pretrained(name: str, layer: int | None, revision: str | None, pad_whi
     if not local.is_dir() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
         raise FileNotFoundError(f"encoder '{name}' is neither a folder nor a Hub id (org/name)")
     try:
-        extractor = AutoFeatureExtractor.from_pretrained(source, revision=revision)
-        model = AutoModel.from_pretrained(source, revision=revision)
+        extractor = AutoFeatureExtractor.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        if trust_remote_code or not _needs_remote_code(err):
+            raise
+        code = local.resolve() if local.is_dir() else f"https://hf.co/{name}"
+        raise EncoderContractError(
+            f"transformers model '{name}' ships its own Python code (auto_map in its config, files at {code}), "
+            "which xares-hf does not run unless you allow it: review that code, then pass trust_remote_code=True "
+            "(command line: --trust-remote-code)"
+        ) from err
     except OSError as err:
         raise EncoderContractError(
             f"cannot load transformers model '{name}': {err}\n"
@@ -116,10 +135,13 @@ def _hub_commit(repo_id: str, revision: str | None) -> str | None:
 
 
 def folder_weights_hash(folder: Path) -> str:
-    """SHA-256 over a model folder's weight and config files (names and contents), streamed."""
+    """SHA-256 over a model folder's weight and config files (names and contents), streamed.
+
+    A model's own Python code (``*.py``, run with ``trust_remote_code=True``) counts too: changed code never
+    reuses old embeddings. Folders without code hash as before."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and (path.suffix in WEIGHT_SUFFIXES or path.name.endswith("config.json")):
+        if path.is_file() and (path.suffix in WEIGHT_SUFFIXES or path.suffix == ".py" or path.name.endswith("config.json")):
             digest.update(path.relative_to(folder).as_posix().encode())
             with path.open("rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from .contract import EncoderContractError
+
 
 class TransformersEncoder(torch.nn.Module):
     """Frame-level hidden states of one layer of a ``transformers`` audio model.
@@ -37,7 +39,12 @@ class TransformersEncoder(torch.nn.Module):
         self.layer = layer
         config = model.config
         self.sampling_rate = int(feature_extractor.sampling_rate)
-        self.output_dim = int(getattr(config, "hidden_size", None) or getattr(config, "d_model"))
+        dim = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+        if not dim:
+            raise EncoderContractError(
+                f"cannot tell the output size of {type(model).__name__}: its config has neither hidden_size nor d_model"
+            )
+        self.output_dim = int(dim)
         self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
         self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
         # group-normed conv front ends (wav2vec2-base style) see padding even with a mask: encode apart
@@ -72,7 +79,8 @@ class TransformersEncoder(torch.nn.Module):
     def _hidden(self, inputs: dict) -> torch.Tensor:
         inputs = {k: v.to(self._device()) for k, v in inputs.items()}
         if self.layer is None:
-            return self.model(**inputs).last_hidden_state
+            out = self.model(**inputs)
+            return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         return self.model(**inputs, output_hidden_states=True).hidden_states[self.layer]
 
     def _valid_frames(self, lengths: list[int], total: int) -> list[int]:
