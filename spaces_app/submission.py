@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,10 +66,26 @@ def validate(raw: bytes) -> dict:
 
 
 def store(data: dict, folder: str | Path) -> Path:
-    """Write an accepted submission under a name derived from the encoder id and the time."""
+    """Write an accepted submission under a name derived from the encoder id and the time.
+
+    Atomically: the JSON goes to a temporary file in the same folder (a dot-name ending in ``.tmp``, which the
+    leaderboard's ``*.json`` glob never reads), is flushed to disk, then renamed into place with ``os.replace``,
+    so a reader sees either no file or the whole file, never a partial one; a failed write leaves nothing behind.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", data["encoder"]["id"])[:80]
     path = folder / f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}.json"
-    path.write_text(json.dumps(data, indent=1))
+    text = json.dumps(data, indent=1)
+    handle, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the stored file is as readable as before
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
