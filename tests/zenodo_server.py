@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
 class FakeZenodo:
     """``records[id] = {key: bytes}``; ``faults`` tweak behaviour: ``cut`` (key -> bytes sent before the
-    connection drops, once), ``status`` (path -> list of statuses to answer first), ``bad_checksum`` (keys)."""
+    connection drops, once), ``status`` (path -> list of statuses to answer first), ``bad_checksum`` (keys),
+    ``seconds_per_kib`` (a pause after every KiB sent, to make downloads slow enough to interrupt)."""
 
     def __init__(self) -> None:
         self.records: dict[str, dict[str, bytes]] = {}
         self.cut: dict[str, int] = {}
         self.status: dict[str, list[int]] = {}
         self.bad_checksum: set[str] = set()
+        self.seconds_per_kib = 0.0
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         server = self
 
@@ -67,7 +70,13 @@ class FakeZenodo:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(data[start:])
+                if not server.seconds_per_kib:
+                    self.wfile.write(data[start:])
+                    return
+                for offset in range(start, len(data), 1024):
+                    self.wfile.write(data[offset : offset + 1024])
+                    self.wfile.flush()
+                    time.sleep(server.seconds_per_kib)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -51,6 +51,8 @@ def evaluate(
     pad_whisper: bool = True,
     download: bool = True,
     mixed_precision: str | None = None,
+    on_bad_sample: str = "error",
+    trust_remote_code: bool = False,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -76,7 +78,14 @@ def evaluate(
         download: fetch a missing task's Zenodo record into ``data_dir`` (never offline or for private tasks).
         pad_whisper: Whisper models see 30 s windows as their feature extractor (and X-ARES) makes them;
             ``False`` encodes each clip at its own length: much faster on short clips, different embeddings.
+        on_bad_sample: ``"error"`` stops at a corrupt sample or bad label, naming task, shard and key;
+            ``"skip"`` leaves such samples out and lists them in each task's ``skipped``.
+        trust_remote_code: let a ``transformers`` model run its own code from the Hub (off unless asked for).
+
+    A killed run started again reuses every finished shard's embeddings and every finished task's scores.
     """
+    if on_bad_sample not in ("error", "skip"):
+        raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     files = {}
@@ -87,14 +96,15 @@ def evaluate(
         files[card.name] = ensure_task_data(card, data_root, download=False)
     if device is None:
         device = distributed.device()
-    encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper)
+    encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper,
+                           trust_remote_code=trust_remote_code)
     report = _check(encoder)
     for warning in report.warnings:
         logger.warning("encoder %s: %s", report.name, warning)
     cache = EmbeddingCache(cache_dir)
     task_results = [
         evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device),
-                      mixed_precision=mixed_precision, files=files[card.name])
+                      mixed_precision=mixed_precision, files=files[card.name], on_bad_sample=on_bad_sample)
         for card in cards
     ]
     results = Results(
@@ -105,7 +115,8 @@ def evaluate(
             "hop_size_in_ms": report.hop_size_in_ms,
         },
         tasks=task_results,
-        run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device)},
+        run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device),
+             "on_bad_sample": on_bad_sample},
     )
     if output_dir is not None and distributed.is_main():
         results.save(output_dir)

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-knn", action="store_true", help="skip the k-NN probe")
     ev.add_argument("--asr-head", choices=["llm", "ctc"], help="ASR head: adapter into a frozen causal LM (the paper's) or a CTC probe")
     ev.add_argument("--no-whisper-padding", action="store_true", help="encode Whisper models on each clip's length, not 30 s windows (faster)")
+    ev.add_argument("--on-bad-sample", choices=["error", "skip"], default="error",
+                    help="a corrupt sample or bad label stops the run (default) or is skipped and reported in the results")
+    ev.add_argument("--trust-remote-code", action="store_true",
+                    help="allow a Hub model's own Python code to run (review it first); off by default")
     ev.add_argument("--asr-decoder", help="causal LM of the 'llm' ASR head (Hub id or folder; default Qwen/Qwen2.5-0.5B)")
 
     ch = sub.add_parser("check", help="check that an encoder meets the X-ARES encoder contract")
@@ -100,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
                 asr_decoder=args.asr_decoder,
                 pad_whisper=not args.no_whisper_padding,
                 mixed_precision=args.mixed_precision,
+                on_bad_sample=args.on_bad_sample,
+                trust_remote_code=args.trust_remote_code,
             )
             from . import distributed
 
             if not distributed.is_main():
                 return 0
             print(results)
+            for task in results.tasks:
+                if task.skipped:
+                    print(f"{task.name}: {len(task.skipped)} bad samples skipped (listed in results.json), "
+                          f"first: {task.skipped[0]['file']} '{task.skipped[0]['key']}': {task.skipped[0]['reason']}")
             if args.output_dir:
                 print(f"\nresults written under {args.output_dir}/")
         elif args.command == "check":

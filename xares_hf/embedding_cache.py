@@ -1,24 +1,32 @@
-"""Embeddings on disk, keyed by a fingerprint of encoder, task and data, so a rerun does no encoding.
+"""Embeddings and finished task results on disk, keyed by fingerprints, so a rerun redoes no finished work.
 
-Each split is one ``.npz`` with the mean-pooled clip embeddings (what clip probes train on, held in
-memory), for tasks that need them the frame embeddings (concatenated, with each clip's frame count),
-plus each sample's key, shard, duration and JSON. Files are written to a temporary name and renamed,
-so an interrupted run never leaves a half-written entry behind.
+Each shard of a split is one ``.npz`` entry with the mean-pooled clip embeddings (what clip probes train on,
+held in memory), for tasks that need them the frame embeddings (concatenated, with each clip's frame count),
+plus each sample's key, shard, duration and JSON, and the samples skipped as bad. A run killed mid-split
+keeps the shards it finished. Files are written to a temporary name and renamed, so an interrupted run never
+leaves a half-written entry under a final name; an entry is written under a lock, so two runs sharing a cache
+never encode the same shard twice (the second waits, saying who holds the lock, then reads the entry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass
+import socket
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from .paths import default_cache_dir
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: one entry per shard, skipped samples recorded; batches of similar length
+logger = logging.getLogger("xares_hf")
 
 
 @dataclass
@@ -31,6 +39,7 @@ class SplitEmbeddings:
     metas: list[object]
     durations: np.ndarray  # (N,) seconds of audio encoded
     frames: list[np.ndarray] | None = None  # per sample (T_i, D), when the task needs frames
+    skipped: list[dict] = field(default_factory=list)  # {"file", "key", "reason"} of samples left out as bad
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -49,9 +58,24 @@ class SplitEmbeddings:
 
         has_frames = any(part.frames is not None for part, _ in parts)
         pooled = np.stack(pick("pooled")) if rows else parts[0][0].pooled
+        skipped = sorted((s for part, _ in parts for s in part.skipped), key=lambda s: s.get("position", 0))
         return SplitEmbeddings(
             pooled.astype(np.float32), pick("keys"), pick("urls"), pick("metas"), np.asarray(pick("durations")),
-            pick("frames") if has_frames else None,
+            pick("frames") if has_frames else None, skipped,
+        )
+
+    @staticmethod
+    def concat(parts: list["SplitEmbeddings"]) -> "SplitEmbeddings":
+        """The shards of a split, one after the other."""
+        dim = parts[0].pooled.shape[1] if parts else 0
+        pooled = [p.pooled for p in parts if len(p)]
+        has_frames = any(p.frames is not None for p in parts)
+        return SplitEmbeddings(
+            np.concatenate(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
+            [k for p in parts for k in p.keys], [u for p in parts for u in p.urls], [m for p in parts for m in p.metas],
+            np.concatenate([np.asarray(p.durations, dtype=np.float64) for p in parts]) if parts else np.zeros(0),
+            [f for p in parts for f in (p.frames or [])] if has_frames else None,
+            [s for p in parts for s in p.skipped],
         )
 
 
@@ -67,7 +91,8 @@ def fingerprint(encoder_identity: dict, task: str, files: list[str], extra: dict
             stats.append([f, info.get("size"), str(info.get("last_commit") or info.get("blob_id") or info.get("etag"))])
         else:
             st = Path(f).stat()
-            stats.append([str(Path(f).resolve()), st.st_size, int(st.st_mtime)])
+            # nanosecond mtime and inode: a shard rewritten within the same second (or replaced) is a new shard
+            stats.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns, st.st_ino])
     blob = json.dumps(
         {"v": CACHE_VERSION, "encoder": encoder_identity, "task": task, "files": stats, **extra},
         sort_keys=True,
@@ -77,7 +102,8 @@ def fingerprint(encoder_identity: dict, task: str, files: list[str], extra: dict
 
 
 class EmbeddingCache:
-    """Read and write :class:`SplitEmbeddings` under ``<root>/<task>/<fingerprint>.npz``."""
+    """Read and write :class:`SplitEmbeddings` under ``<root>/<task>/<fingerprint>.npz`` and finished task
+    results under ``<root>/<task>/results/<fingerprint>.json``."""
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "embeddings"
@@ -102,6 +128,7 @@ class EmbeddingCache:
                     metas=[json.loads(m) for m in data["metas"].tolist()],
                     durations=data["durations"],
                     frames=frames,
+                    skipped=[json.loads(x) for x in data["skipped"].tolist()] if "skipped" in data else [],
                 )
                 return (split, data["order"].tolist()) if with_order else split
         except (OSError, ValueError, KeyError):
@@ -110,7 +137,10 @@ class EmbeddingCache:
 
     def write_log(self, task: str, key: str, info: dict) -> None:
         """A small JSON beside an entry saying how it was made (e.g. clips encoded per process)."""
-        self.path(task, key).with_suffix(".json").write_text(json.dumps(info) + "\n")
+        path = self.path(task, key).with_suffix(".json")
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(info) + "\n")
+        os.replace(tmp, path)
 
     def read_log(self, task: str, key: str) -> dict:
         return json.loads(self.path(task, key).with_suffix(".json").read_text())
@@ -131,6 +161,55 @@ class EmbeddingCache:
             keys=np.asarray(split.keys, dtype=str),
             urls=np.asarray(split.urls, dtype=str),
             metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
+            skipped=np.asarray([json.dumps(x) for x in split.skipped], dtype=str),
         )
+        os.replace(tmp, path)
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, task: str, key: str) -> Iterator[None]:
+        """Hold the entry's lock (released by the OS if the process dies, even by SIGKILL).
+
+        A run that finds the lock taken says which process holds it, then waits. Temporary files that a killed
+        run left beside the entry are removed once the lock is held (no one else can be writing them).
+        """
+        from filelock import FileLock, Timeout
+
+        path = self.path(task, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path.with_suffix(".lock")))
+        owner = path.with_suffix(".owner")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            holder = owner.read_text().strip() if owner.is_file() else "another process"
+            logger.warning("%s is being written by %s; waiting for it", path, holder)
+            lock.acquire()
+        try:
+            for stale in path.parent.glob(f"{key}.tmp*"):
+                stale.unlink(missing_ok=True)
+            owner.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
+
+    def result_path(self, task: str, key: str) -> Path:
+        return self.root / task / "results" / f"{key}.json"
+
+    def load_result(self, task: str, key: str) -> dict | None:
+        """A finished task result stored by :meth:`save_result`, or None (also for an unreadable file)."""
+        path = self.result_path(task, key)
+        try:
+            return json.loads(path.read_text()) if path.is_file() else None
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def save_result(self, task: str, key: str, result: dict) -> Path:
+        path = self.result_path(task, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(result) + "\n")
         os.replace(tmp, path)
         return path

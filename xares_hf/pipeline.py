@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +14,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling, scoring
-from .data import prefetch_audio, shard_files
+from .data import DataError, SkippedSample, prefetch_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, Context, Round, SplitData, evaluator_for
 from .results import TaskResult
-from .tasks import LabelEncoder, TaskCard
+from .tasks import LabelEncoder, LabelError, TaskCard
 
 # clips are encoded in batches of similar length, sorted within windows of this many batches: padding falls
 # from up to 1.95x the audio to about 1.1x on the mini suite's speech tasks, while the audio held waiting stays small
@@ -32,11 +36,12 @@ def _encode(
     stride: tuple[int, int] = (0, 1),
     all_files: list[str] | None = None,
     mixed_precision: str | None = None,
+    on_bad_sample: str = "error",
 ) -> tuple[SplitEmbeddings, list[tuple[int, int, int]]]:
     """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split."""
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
-    pooled, frames, keys, urls, metas, durations, order = [], [], [], [], [], [], []
+    pooled, frames, keys, urls, metas, durations, order, skipped = [], [], [], [], [], [], [], []
     pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
     size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
@@ -46,8 +51,12 @@ def _encode(
         pending.sort(key=lambda item: item[1].shape[0])
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
+            names = [keys[slot] for slot, _ in chunk]
+            context = f"task '{card.name}', split '{split}', samples {', '.join(repr(n) for n in names[:4])}" + (
+                "..." if len(names) > 4 else "")
             with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
-                encoded = encode_batch(encoder, [audio for _, audio in chunk])
+                encoded = encode_batch(encoder, [audio for _, audio in chunk], context=context,
+                                       strict_frames=card.task_type == "frame")
             profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
             for (slot, _), clip_frames in zip(chunk, encoded):
                 clip_frames = clip_frames.astype(np.float32, copy=False)
@@ -59,12 +68,23 @@ def _encode(
     # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
     # compete for the same cores and it measured slower (BENCHMARKS.md)
     decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
-                             background=device.type != "cpu")
+                             background=device.type != "cpu", on_bad_sample=on_bad_sample)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
     last, crop = None, 0
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
+        if isinstance(sample, SkippedSample):
+            skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason,
+                            "position": sample.position})
+            continue
         duration = sample.audio.shape[0] / sampling_rate
-        labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
+        try:
+            labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
+        except LabelError as err:
+            if on_bad_sample == "error":
+                raise
+            skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": str(err),
+                            "position": sample.position})
+            continue
         crop = crop + 1 if (sample.url, sample.position) == last else 0
         last = (sample.url, sample.position)
         order.append((index[sample.url], sample.position, crop))
@@ -81,9 +101,56 @@ def _encode(
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
         np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
-        keys, urls, metas, np.asarray(durations), frames if keep_frames else None,
+        keys, urls, metas, np.asarray(durations), frames if keep_frames else None, skipped,
     )
     return embeddings, order
+
+
+def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], mixed_precision: str | None = None) -> list[str]:
+    """The cache key of each shard's embeddings: encoder (weights, layer, rate), task, the shard file, settings."""
+    identity = {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)}
+    settings = {"crop_length": card.data.crop_length, "pooling": "mean", "frames": card.task_type in NEEDS_FRAMES,
+                "precision": mixed_precision or "no"}
+    return [fingerprint(identity, card.name, [f], settings) for f in files]
+
+
+def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample):
+    """One shard encoded whole by this process (unless the cache has it); returns (embeddings, encoded)."""
+    with profiling.phase("cache I/O"):
+        cached = cache.load(card.name, key)
+    if cached is not None:
+        return cached, False
+    with cache.lock(card.name, key):
+        cached = cache.load(card.name, key)  # another run may have written it while this one waited
+        if cached is not None:
+            return cached, False
+        part, _ = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES,
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample)
+        world, rank = distributed.world_size(), distributed.rank()
+        with profiling.phase("cache I/O"):
+            cache.save(card.name, key, part)
+            cache.write_log(card.name, key, {"encoded_per_process": [len(part) if r == rank else 0 for r in range(world)]})
+    return part, True
+
+
+def _encode_shard_shared(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample) -> bool:
+    """One shard encoded by all processes, every n-th clip each; the main process merges the parts."""
+    world, rank = distributed.world_size(), distributed.rank()
+    if cache.path(card.name, key).is_file():
+        return False
+    part, order = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES, stride=(rank, world),
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample)
+    cache.save(card.name, f"{key}.part{rank}-of-{world}", part, order=order)
+    distributed.barrier()
+    if distributed.is_main():
+        with cache.lock(card.name, key):
+            parts = [cache.load(card.name, f"{key}.part{r}-of-{world}", with_order=True) for r in range(world)]
+            cache.save(card.name, key, SplitEmbeddings.merge(parts))
+            cache.write_log(card.name, key, {"encoded_per_process": [len(p[0]) for p in parts]})
+            for r in range(world):
+                cache.path(card.name, f"{key}.part{r}-of-{world}").unlink(missing_ok=True)
+    distributed.barrier()
+    return True
 
 
 def encode_split(
@@ -94,53 +161,49 @@ def encode_split(
     labels: LabelEncoder,
     cache: EmbeddingCache,
     mixed_precision: str | None = None,
+    on_bad_sample: str = "error",
 ) -> tuple[SplitEmbeddings, bool]:
-    """Embeddings of one split, from the cache or by encoding it once; True if it was encoded.
+    """Embeddings of one split, from the cache or by encoding each shard once; True if anything was encoded.
 
-    Labels are checked while streaming, so a bad sample stops the run before more encoding is spent.
+    Each shard is its own cache entry, so a run that was killed resumes at the first unfinished shard.
+    Labels are checked while streaming, so a bad sample stops the run before more encoding is spent
+    (``on_bad_sample="skip"`` leaves it out instead and records it in the split's ``skipped``).
     Under ``accelerate launch`` the processes share the work: whole shards round-robin when there are
-    at least as many shards as processes, otherwise every n-th clip; each clip is encoded by exactly one
-    process, the main process merges the parts in the split's order, and every process reads the result.
+    at least as many shards as processes, otherwise every n-th clip of each shard; each clip is encoded by
+    exactly one process, and every process reads the result.
     """
-    keep_frames = card.task_type in NEEDS_FRAMES
-    key = fingerprint(
-        {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)},
-        card.name,
-        files,
-        {"crop_length": card.data.crop_length, "pooling": "mean", "frames": keep_frames, "precision": mixed_precision or "no"},
-    )
-    with profiling.phase("cache I/O"):
-        cached = cache.load(card.name, key)
-    if cached is not None:
-        return cached, False
+    if on_bad_sample not in ("error", "skip"):
+        raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
+    keys = shard_keys(encoder, card, files, mixed_precision)
     world, rank = distributed.world_size(), distributed.rank()
-    if world == 1:
-        embeddings, _ = _encode(encoder, card, split, files, labels, keep_frames, mixed_precision=mixed_precision)
+    args = (labels, cache, mixed_precision, on_bad_sample)
+    parts: dict[int, SplitEmbeddings] = {}
+    encoded = False
+    if world == 1 or len(files) >= world:
+        for i in range(rank, len(files), world):
+            parts[i], was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args)
+            encoded |= was_encoded
+        distributed.barrier()
     else:
-        if len(files) >= world:
-            part, order = _encode(encoder, card, split, files[rank::world], labels, keep_frames, all_files=files,
-                                  mixed_precision=mixed_precision)
-        else:
-            part, order = _encode(encoder, card, split, files, labels, keep_frames, stride=(rank, world),
-                                  mixed_precision=mixed_precision)
-        cache.save(card.name, f"{key}.part{rank}-of-{world}", part, order=order)
-        distributed.barrier()
-        if distributed.is_main():
-            parts = [cache.load(card.name, f"{key}.part{r}-of-{world}", with_order=True) for r in range(world)]
-            embeddings = SplitEmbeddings.merge(parts)
-            cache.save(card.name, key, embeddings)
-            cache.write_log(card.name, key, {"encoded_per_process": [len(p[0]) for p in parts]})
-            for r in range(world):
-                cache.path(card.name, f"{key}.part{r}-of-{world}").unlink(missing_ok=True)
-        distributed.barrier()
-        embeddings = cache.load(card.name, key)
+        for file, key in zip(files, keys):
+            encoded |= _encode_shard_shared(encoder, card, split, file, key, *args)
+    with profiling.phase("cache I/O"):
+        for i, key in enumerate(keys):
+            if i not in parts:
+                parts[i] = cache.load(card.name, key)
+    unreadable = [files[i] for i, part in parts.items() if part is None]
+    if unreadable:
+        raise RuntimeError(f"task '{card.name}', split '{split}': the cached embeddings of {unreadable} vanished; run again")
+    embeddings = SplitEmbeddings.concat([parts[i] for i in range(len(files))])
+    if embeddings.skipped and on_bad_sample == "error":
+        first = embeddings.skipped[0]
+        raise DataError(
+            f"task '{card.name}', split '{split}', file {first['file']}, sample '{first['key']}': {first['reason']} "
+            f"({len(embeddings.skipped)} bad samples in this split, left out by an earlier run with on_bad_sample='skip')"
+        )
     if not len(embeddings):
-        raise ValueError(f"task '{card.name}', split '{split}': the shards {files} hold no samples")
-    if world == 1:
-        with profiling.phase("cache I/O"):
-            cache.save(card.name, key, embeddings)
-            cache.write_log(card.name, key, {"encoded_per_process": [len(embeddings)]})
-    return embeddings, True
+        raise ValueError(f"task '{card.name}', split '{split}': the shards {files} hold no usable samples")
+    return embeddings, encoded
 
 
 def _rounds(card: TaskCard, data: dict[str, SplitData]):
@@ -153,6 +216,24 @@ def _rounds(card: TaskCard, data: dict[str, SplitData]):
         yield Round(held_out, train, data[held_out], data[held_out])
 
 
+def _result_key(card: TaskCard, entries: dict[str, list[str]], seed: int, knn: bool, device: str, hop: float) -> str:
+    """What a task's scores depend on beyond the embeddings' keys: the card, the probe settings, the scoring code."""
+    blob = json.dumps({"card": card.model_dump(mode="json"), "entries": entries, "seed": seed, "knn": knn,
+                       "device": torch.device(device).type, "hop": hop, "code": _scoring_code_hash()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@functools.cache
+def _scoring_code_hash() -> str:
+    """A hash of the source that turns embeddings into scores, so editing a probe never reuses an old result."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("probes/*.py"), *root.glob("evaluators/*.py"), root / "scoring.py",
+                        root / "tasks" / "labels.py", *root.glob("evaluate_modules/*/*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def evaluate_task(
     card: TaskCard,
     encoder: torch.nn.Module,
@@ -163,23 +244,36 @@ def evaluate_task(
     device: str = "cpu",
     mixed_precision: str | None = None,
     files: dict[str, list[str]] | None = None,
+    on_bad_sample: str = "error",
 ) -> TaskResult:
-    """Score one task for one encoder as X-ARES does, reusing cached embeddings where they exist.
+    """Score one task for one encoder as X-ARES does, reusing cached embeddings and finished results.
 
-    ``files`` are the task's shards per split when the caller has already located them.
+    ``files`` are the task's shards per split when the caller has already located them. A task whose
+    embeddings and scores are both cached (same encoder, data, card, seed and scoring code) is not
+    trained again: a run killed after it resumes with the next task.
     """
     files = files or shard_files(card, data_dir)
+    hop = float(encoder.hop_size_in_ms)
+    entries = {split: shard_keys(encoder, card, split_files, mixed_precision) for split, split_files in files.items()}
+    result_key = _result_key(card, entries, seed, knn, device, hop)
+    done = cache.load_result(card.name, result_key)
+    entries_there = all(cache.path(card.name, k).is_file() for keys in entries.values() for k in keys)
+    if done is not None and entries_there and (on_bad_sample == "skip" or not done.get("skipped")):
+        return TaskResult(**{**done, "encoded": False})
+
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
-    data, encoded = {}, []
+    data, encoded, skipped = {}, [], []
     for split, split_files in files.items():
-        embeddings, was_encoded = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision)
+        embeddings, was_encoded = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                               on_bad_sample=on_bad_sample)
         encoded.append(was_encoded)
+        skipped.extend({k: v for k, v in s.items() if k != "position"} for s in embeddings.skipped)
         decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
     encode_s = time.perf_counter() - started
 
-    ctx = Context(card=card, hop_size_in_ms=float(encoder.hop_size_in_ms), seed=seed, knn=knn, device=device)
+    ctx = Context(card=card, hop_size_in_ms=hop, seed=seed, knn=knn, device=device)
     evaluate_round = evaluator_for(card.task_type)
     folds, eval_size = {}, 0
     t0 = time.perf_counter()
@@ -193,7 +287,7 @@ def evaluate_task(
     knn_values = [f["knn"] for f in folds.values() if "knn" in f]
     knn_value = float(np.mean(knn_values)) if knn_values else None
     details = {k: v for k, v in next(iter(folds.values())).items() if isinstance(v, str) or v is None}
-    return TaskResult(
+    result = TaskResult(
         name=card.name,
         formal_name=card.formal_name,
         domain=card.domain,
@@ -210,4 +304,8 @@ def evaluate_task(
         encoded=any(encoded),
         timings={"encode_s": round(encode_s, 3), "probe_s": round(probe_s, 3)},
         details=details,
+        skipped=skipped,
     )
+    if distributed.is_main():
+        cache.save_result(card.name, result_key, asdict(result))
+    return result

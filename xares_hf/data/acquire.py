@@ -30,5 +30,13 @@ def ensure_task_data(card: TaskCard, data_dir: str | Path, download: bool = True
                 f"{missing}\n  offline: run `xares-hf download {card.name}` on a machine with network access "
                 f"(Zenodo record {card.data.zenodo_id}), or place the shards as {where}"
             ) from None
-    fetch_record(card.data.zenodo_id, Path(data_dir).expanduser() / card.name)
+    from filelock import FileLock
+
+    folder = Path(data_dir).expanduser() / card.name
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".download.lock")):  # two runs never write the same partial download
+        try:
+            return shard_files(card, data_dir)  # another run finished it while this one waited
+        except DataError:
+            fetch_record(card.data.zenodo_id, folder)
     return shard_files(card, data_dir)

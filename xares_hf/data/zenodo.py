@@ -162,4 +162,4 @@ def fetch_record(record_id: str, folder: str | Path, retries: int = 5) -> list[P
         else:
             download_file(remote, folder / remote.key, session, retries)
     shutil.rmtree(downloads, ignore_errors=True)
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part"))
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith(".part") and not p.name.startswith("."))
