@@ -3,7 +3,8 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
+
+import pytest
 
 from helpers import hub_cache_layout
 
@@ -71,3 +72,19 @@ def test_tasks_lists_the_shipped_cards():
     out = _run(XARES_HF + ["tasks"])
     assert out.returncode == 0
     assert "esc50" in out.stdout and "5 folds" in out.stdout and "VoxCeleb1" in out.stdout
+
+
+def test_seeds_and_layer_options_from_the_command_line(tiny_suite, tmp_path, capsys):
+    from xares_hf.cli import main
+
+    card = str(tiny_suite / "cards" / "synth_vowel.yaml")
+    assert main(["evaluate", "log-mel", "--tasks", card, "--data-dir", str(tiny_suite), "--cache-dir", str(tmp_path / "c"),
+                 "--output-dir", str(tmp_path / "o"), "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(next((tmp_path / "o").rglob("results.json")).read_text())
+    task = saved["tasks"][0]
+    assert [r["seed"] for r in task["seed_runs"]] == [42, 43] and saved["run"]["seeds"] == 2
+    assert f"{task['mlp_score']:.3f} ± " in out  # the table shows the spread over seeds
+    with pytest.raises(SystemExit):
+        main(["evaluate", "log-mel", "--layer", "best"])
+    assert "expected a layer index, 'all' or 'weighted'" in capsys.readouterr().err

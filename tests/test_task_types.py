@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from helpers import SR, TONES, ConstantEncoder, save_tiny_qwen2, tone_at, write_task
+from helpers import TONES, ConstantEncoder, save_tiny_qwen2, tone_at, write_task
 from xares_hf import evaluate
 from xares_hf.tasks import Event, LabelError, frame_targets
 

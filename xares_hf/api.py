@@ -16,6 +16,7 @@ from .paths import default_data_dir
 from .encoders import check_encoder as _check
 from .encoders import load_encoder
 from .pipeline import evaluate_task
+from .probing import LAYER_MODES
 from .results import Results
 from .suites import DEFAULT_SIZE, ensure_suite
 from .tasks import TaskCard, load_tasks, shipped_cards
@@ -41,7 +42,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     output_dir: str | Path | None = "xares_results",
     cache_dir: str | Path | None = None,
-    layer: int | None = None,
+    layer: int | str | None = None,
     revision: str | None = None,
     device: str | torch.device | None = None,
     seed: int = 42,
@@ -53,6 +54,7 @@ def evaluate(
     mixed_precision: str | None = None,
     on_bad_sample: str = "error",
     trust_remote_code: bool = False,
+    seeds: int = 1,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -66,7 +68,10 @@ def evaluate(
             suite's, or for named tasks ``$XARES_HF_DATA`` (``~/.cache/huggingface/xares_hf/data``).
         output_dir: where ``<encoder id>/results.json`` is written; ``None`` writes nothing.
         cache_dir: embedding cache (default ``$XARES_HF_CACHE`` or ``~/.cache/huggingface/xares_hf/embeddings``).
-        layer: hidden-state index of a ``transformers`` model (default: the last layer).
+        layer: hidden-state index of a ``transformers`` model (default: the last layer); ``"all"`` encodes
+            every layer once and probes each (the task's score is the layer best on validation; the per-layer
+            profile is in each task's ``layer_profile``); ``"weighted"`` trains a softmax-weighted sum of all
+            layers with the probe (SUPERB; the learnt weights are in ``layer_weights``).
         revision: Hub revision of the model.
         device: where the encoder runs (default: the device Accelerate assigns this process).
         seed: seed of probe training (X-ARES uses 42); the same inputs give the same scores.
@@ -81,11 +86,18 @@ def evaluate(
         on_bad_sample: ``"error"`` stops at a corrupt sample or bad label, naming task, shard and key;
             ``"skip"`` leaves such samples out and lists them in each task's ``skipped``.
         trust_remote_code: let a ``transformers`` model run its own code from the Hub (off unless asked for).
+        seeds: train the probes with this many seeds (``seed``, ``seed + 1``, ...) on the same embeddings;
+            scores are their mean, with the standard deviation per task and of the weighted averages.
 
     A killed run started again reuses every finished shard's embeddings and every finished task's scores.
     """
     if on_bad_sample not in ("error", "skip"):
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    if isinstance(layer, str) and layer not in LAYER_MODES:
+        raise ValueError(f"layer must be a hidden-state index, 'all' or 'weighted', got {layer!r}")
+    layer_mode = layer if isinstance(layer, str) else None
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     files = {}
@@ -96,7 +108,7 @@ def evaluate(
         files[card.name] = ensure_task_data(card, data_root, download=False)
     if device is None:
         device = distributed.device()
-    encoder = load_encoder(model, layer=layer, revision=revision, device=device, pad_whisper=pad_whisper,
+    encoder = load_encoder(model, layer="all" if layer_mode else layer, revision=revision, device=device, pad_whisper=pad_whisper,
                            trust_remote_code=trust_remote_code)
     report = _check(encoder)
     for warning in report.warnings:
@@ -104,19 +116,21 @@ def evaluate(
     cache = EmbeddingCache(cache_dir)
     task_results = [
         evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device),
-                      mixed_precision=mixed_precision, files=files[card.name], on_bad_sample=on_bad_sample)
+                      mixed_precision=mixed_precision, files=files[card.name], on_bad_sample=on_bad_sample,
+                      seeds=seeds, layer_mode=layer_mode)
         for card in cards
     ]
     results = Results(
         encoder={
             **encoder.identity,
+            **({"layer": layer_mode} if layer_mode else {}),
             "sampling_rate": report.sampling_rate,
             "output_dim": report.output_dim,
             "hop_size_in_ms": report.hop_size_in_ms,
         },
         tasks=task_results,
         run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device),
-             "on_bad_sample": on_bad_sample},
+             "on_bad_sample": on_bad_sample, "seeds": seeds},
     )
     if output_dir is not None and distributed.is_main():
         results.save(output_dir)

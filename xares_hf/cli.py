@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", help="folder holding <task>/<split>*.tar (default: the built-in suite's, or $XARES_HF_DATA)")
     ev.add_argument("--output-dir", default="xares_results", help="where <encoder>/results.json is written")
     ev.add_argument("--cache-dir", help="embedding cache folder (default: $XARES_HF_CACHE or ~/.cache/huggingface/xares_hf)")
-    ev.add_argument("--layer", type=int, help="hidden-state index of a transformers model (default: last)")
+    ev.add_argument("--layer", type=_layer, help="hidden-state index of a transformers model (default: last), "
+                    "'all' (probe every layer: a layer profile) or 'weighted' (a learnt weighted sum of layers)")
+    ev.add_argument("--seeds", type=int, default=1, help="train the probes with this many seeds: mean and std of scores")
     ev.add_argument("--revision", help="Hub revision of the model")
     ev.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     ev.add_argument("--seed", type=int, default=42)
@@ -85,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _layer(text: str) -> int | str:
+    """``--layer``: an integer, or 'all' / 'weighted'."""
+    if text in ("all", "weighted"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a layer index, 'all' or 'weighted', got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -106,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 mixed_precision=args.mixed_precision,
                 on_bad_sample=args.on_bad_sample,
                 trust_remote_code=args.trust_remote_code,
+                seeds=args.seeds,
             )
             from . import distributed
 

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed, profiling, scoring
+from . import distributed, profiling
 from .data import DataError, SkippedSample, prefetch_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
-from .evaluators import NEEDS_FRAMES, Context, Round, SplitData, evaluator_for
+from .evaluators import NEEDS_FRAMES, SplitData
+from .probing import probe_task
 from .results import TaskResult
 from .tasks import LabelEncoder, LabelError, TaskCard
 
@@ -206,19 +207,9 @@ def encode_split(
     return embeddings, encoded
 
 
-def _rounds(card: TaskCard, data: dict[str, SplitData]):
-    """Evaluation rounds: train/valid/test once, or each fold held out (trained on the others)."""
-    if not card.is_k_fold:
-        yield Round("test", data["train"], data["valid"], data["test"])
-        return
-    for held_out in data:
-        train = SplitData.join([data[f] for f in data if f != held_out])
-        yield Round(held_out, train, data[held_out], data[held_out])
-
-
-def _result_key(card: TaskCard, entries: dict[str, list[str]], seed: int, knn: bool, device: str, hop: float) -> str:
+def _result_key(card: TaskCard, entries: dict[str, list[str]], settings: dict, device: str, hop: float) -> str:
     """What a task's scores depend on beyond the embeddings' keys: the card, the probe settings, the scoring code."""
-    blob = json.dumps({"card": card.model_dump(mode="json"), "entries": entries, "seed": seed, "knn": knn,
+    blob = json.dumps({"card": card.model_dump(mode="json"), "entries": entries, **settings,
                        "device": torch.device(device).type, "hop": hop, "code": _scoring_code_hash()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -228,7 +219,7 @@ def _scoring_code_hash() -> str:
     """A hash of the source that turns embeddings into scores, so editing a probe never reuses an old result."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
-    for path in sorted([*root.glob("probes/*.py"), *root.glob("evaluators/*.py"), root / "scoring.py",
+    for path in sorted([*root.glob("probes/*.py"), *root.glob("evaluators/*.py"), root / "scoring.py", root / "probing.py",
                         root / "tasks" / "labels.py", *root.glob("evaluate_modules/*/*.py")]):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -245,17 +236,22 @@ def evaluate_task(
     mixed_precision: str | None = None,
     files: dict[str, list[str]] | None = None,
     on_bad_sample: str = "error",
+    seeds: int = 1,
+    layer_mode: str | None = None,
 ) -> TaskResult:
     """Score one task for one encoder as X-ARES does, reusing cached embeddings and finished results.
 
     ``files`` are the task's shards per split when the caller has already located them. A task whose
     embeddings and scores are both cached (same encoder, data, card, seed and scoring code) is not
-    trained again: a run killed after it resumes with the next task.
+    trained again: a run killed after it resumes with the next task. ``seeds`` trains the probes with seeds
+    ``seed, seed+1, ...`` on the same embeddings; ``layer_mode`` ("all" or "weighted") needs an encoder
+    loaded with ``layer="all"`` (see :mod:`xares_hf.probing`).
     """
     files = files or shard_files(card, data_dir)
     hop = float(encoder.hop_size_in_ms)
     entries = {split: shard_keys(encoder, card, split_files, mixed_precision) for split, split_files in files.items()}
-    result_key = _result_key(card, entries, seed, knn, device, hop)
+    result_key = _result_key(card, entries, {"seed": seed, "seeds": seeds, "knn": knn, "layer_mode": layer_mode},
+                             device, hop)
     done = cache.load_result(card.name, result_key)
     entries_there = all(cache.path(card.name, k).is_file() for keys in entries.values() for k in keys)
     if done is not None and entries_there and (on_bad_sample == "skip" or not done.get("skipped")):
@@ -273,38 +269,22 @@ def evaluate_task(
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
     encode_s = time.perf_counter() - started
 
-    ctx = Context(card=card, hop_size_in_ms=hop, seed=seed, knn=knn, device=device)
-    evaluate_round = evaluator_for(card.task_type)
-    folds, eval_size = {}, 0
     t0 = time.perf_counter()
-    for round_ in _rounds(card, data):
-        with profiling.phase("probe training"):
-            folds[round_.name] = evaluate_round(ctx, round_)
-        eval_size += len(round_.test)
+    scores = probe_task(card, data, hop, seeds=[seed + i for i in range(seeds)], knn=knn, device=device,
+                        layer_mode=layer_mode, stacked_layers=int(getattr(encoder, "stacked_layers", 1)))
     probe_s = time.perf_counter() - t0
-
-    mlp_value = float(np.mean([f["mlp"] for f in folds.values()]))
-    knn_values = [f["knn"] for f in folds.values() if "knn" in f]
-    knn_value = float(np.mean(knn_values)) if knn_values else None
-    details = {k: v for k, v in next(iter(folds.values())).items() if isinstance(v, str) or v is None}
     result = TaskResult(
         name=card.name,
         formal_name=card.formal_name,
         domain=card.domain,
         task_type=card.task_type,
         metric=card.metric,
-        mlp=mlp_value,
-        mlp_score=scoring.normalise(card.metric, mlp_value),
-        knn=knn_value,
-        knn_score=None if knn_value is None else scoring.normalise("accuracy", knn_value),
         eval_weight=card.eval_weight,
-        eval_size=eval_size,
         seed=seed,
-        folds={n: {k: v for k, v in f.items() if k not in details} for n, f in folds.items()},
         encoded=any(encoded),
         timings={"encode_s": round(encode_s, 3), "probe_s": round(probe_s, 3)},
-        details=details,
         skipped=skipped,
+        **scores,
     )
     if distributed.is_main():
         cache.save_result(card.name, result_key, asdict(result))

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .scoring import aggregate
 from .version import __version__
 
@@ -32,12 +34,18 @@ class TaskResult:
     knn_score: float | None
     eval_weight: float
     eval_size: int
-    seed: int
+    seed: int  # the first seed; with several, the others follow it (seed + 1, ...)
     folds: dict[str, dict[str, float]] = field(default_factory=dict)
     encoded: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the ASR head and decoder, the tokenizer used
     skipped: list[dict[str, Any]] = field(default_factory=list)  # bad samples left out (on_bad_sample="skip"): split, file, key, reason
+    mlp_std: float | None = None  # sample standard deviation over seeds (seeds > 1); mlp is then their mean
+    knn_std: float | None = None
+    seed_runs: list[dict[str, float | None]] = field(default_factory=list)  # per seed: seed, mlp(_score), knn(_score)
+    layer: int | str | None = None  # layer="all": the layer picked by validation score; "weighted": "weighted"
+    layer_profile: dict[str, dict[str, float]] = field(default_factory=dict)  # layer="all": per layer mlp, mlp_score, valid
+    layer_weights: list[float] | None = None  # layer="weighted": the learnt softmax weights, embedding output first
 
 
 @dataclass
@@ -60,6 +68,21 @@ class Results:
                 "mlp": aggregate([t.mlp for t in mlp], [t.eval_weight for t in mlp], [t.metric for t in mlp])[1],
                 "knn": aggregate([t.knn for t in knn], [t.eval_weight for t in knn], ["accuracy"] * len(knn))[1],
             }
+            self.averages.update(self._seed_spread())
+
+    def _seed_spread(self) -> dict[str, float]:
+        """With several seeds: the sample standard deviation over seeds of the weighted averages."""
+        runs = [t.seed_runs for t in self.tasks]
+        if not runs or len(runs[0]) < 2 or any(len(r) != len(runs[0]) for r in runs):
+            return {}
+        spread = {}
+        for probe, metric_of in (("mlp", lambda t: t.metric), ("knn", lambda t: "accuracy")):
+            tasks = [t for t in self.tasks if t.seed_runs[0][probe] is not None]
+            if tasks:
+                per_seed = [aggregate([t.seed_runs[i][probe] for t in tasks], [t.eval_weight for t in tasks],
+                                      [metric_of(t) for t in tasks])[1] for i in range(len(runs[0]))]
+                spread[f"{probe}_std"] = float(np.std(per_seed, ddof=1))
+        return spread
 
     @property
     def mlp_average(self) -> float | None:
@@ -101,8 +124,13 @@ class Results:
         )
 
     def save(self, output_dir: str | Path) -> Path:
-        """Write ``<output_dir>/<encoder id>/results.json`` (written whole, then renamed into place)."""
-        folder = Path(output_dir) / safe_name(str(self.encoder.get("id", "encoder")))
+        """Write ``<output_dir>/<encoder id>[__layer-<layer>]/results.json`` (written whole, then renamed into place).
+
+        Runs of one model at different layers (or layer modes) go to different folders."""
+        name = str(self.encoder.get("id", "encoder"))
+        if self.encoder.get("layer") is not None:
+            name += f"__layer-{self.encoder['layer']}"
+        folder = Path(output_dir) / safe_name(name)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "results.json"
         tmp = path.with_suffix(".json.tmp")
@@ -140,10 +168,11 @@ class Results:
             head += f" (layer {self.encoder['layer']})"
         rows = [("Task", "Domain", "Metric", "MLP", "kNN", "Weight")]
         for t in self.tasks:
-            rows.append(
-                (t.formal_name, t.domain, t.metric, f"{t.mlp_score:.3f}", _fmt(t.knn_score), f"{t.eval_weight:g}")
-            )
-        rows.append(("Weighted average", "", "", _fmt(self.mlp_average), _fmt(self.knn_average), ""))
+            name = t.formal_name + (f" [layer {t.layer}]" if isinstance(t.layer, int) else "")
+            rows.append((name, t.domain, t.metric, _fmt(t.mlp_score, _score_std(t, "mlp")),
+                         _fmt(t.knn_score, _score_std(t, "knn")), f"{t.eval_weight:g}"))
+        rows.append(("Weighted average", "", "", _fmt(self.mlp_average, self.averages.get("mlp_std")),
+                     _fmt(self.knn_average, self.averages.get("knn_std")), ""))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [head]
         for i, r in enumerate(rows):
@@ -281,8 +310,18 @@ def validate_results(data: Any, source: str = "results") -> None:
         _check_object(task, TaskResult, f"tasks[{i}]", source, note=note)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _fmt(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if std is None else f"{value:.3f} ± {std:.3f}"
+
+
+def _score_std(task: TaskResult, probe: str) -> float | None:
+    """Standard deviation over seeds of a task's normalised score (None for one seed)."""
+    scores = [r.get(f"{probe}_score") for r in task.seed_runs]
+    if len(scores) < 2 or None in scores:
+        return None
+    return float(np.std(scores, ddof=1))
 
 
 def safe_name(text: str) -> str:

@@ -27,7 +27,7 @@ BUILTIN_ENCODERS = {"log-mel": LogMelEncoder, "baseline": LogMelEncoder, "silero
 
 def load_encoder(
     model: str | os.PathLike | torch.nn.Module,
-    layer: int | None = None,
+    layer: int | str | None = None,
     revision: str | None = None,
     device: str | torch.device | None = None,
     pad_whisper: bool = True,
@@ -37,7 +37,7 @@ def load_encoder(
 
     ``model`` is a built-in baseline name (``"log-mel"``), a path to a ``.py`` file defining an
     encoder class (``file.py`` or ``file.py:ClassName``), a local ``save_pretrained`` folder or Hub
-    id of any ``transformers`` audio model (``layer`` picks the hidden state, default the last), or
+    id of any ``transformers`` audio model (``layer`` picks the hidden state, default the last; ``"all"`` stacks every one), or
     an ``nn.Module`` (a ``PreTrainedModel`` is wrapped; anything else must meet the contract).
     Built-in names: ``log-mel`` (weight-free baseline) and ``silero-vad`` (pretrained, from its PyPI wheel).
     ``pad_whisper=False`` encodes Whisper models on each clip's own length instead of 30 s windows.
@@ -65,7 +65,7 @@ def load_encoder(
     return encoder.eval()
 
 
-def _from_module(module: torch.nn.Module, layer: int | None) -> torch.nn.Module:
+def _from_module(module: torch.nn.Module, layer: int | str | None) -> torch.nn.Module:
     from transformers import PreTrainedModel
 
     if isinstance(module, TransformersEncoder):
@@ -94,7 +94,7 @@ def _needs_remote_code(err: BaseException) -> bool:
 
 
 def _from_pretrained(
-    name: str, layer: int | None, revision: str | None, pad_whisper: bool = True, trust_remote_code: bool = False
+    name: str, layer: int | str | None, revision: str | None, pad_whisper: bool = True, trust_remote_code: bool = False
 ) -> TransformersEncoder:
     from transformers import AutoFeatureExtractor, AutoModel
 

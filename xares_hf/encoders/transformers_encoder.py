@@ -18,6 +18,10 @@ class TransformersEncoder(torch.nn.Module):
     otherwise clips of different lengths are encoded separately so padding never leaks in; audio
     longer than the model accepts (Whisper: 30 s) is cut into chunks whose frames are concatenated.
 
+    ``layer="all"`` returns every hidden state (the embeddings' output, then each layer's) side by side:
+    frames of ``stacked_layers * hidden_size`` features, so one encoding serves a per-layer sweep and a
+    learned weighted sum of layers (the pipeline slices or mixes them).
+
     Whisper pads every input to 30 s, as its feature extractor and X-ARES do; ``pad_whisper=False``
     runs the encoder on the clip's own length instead (positional embeddings cut to fit), which is
     many times faster on short clips but gives embeddings that differ from the padded ones.
@@ -27,7 +31,7 @@ class TransformersEncoder(torch.nn.Module):
         self,
         model,
         feature_extractor,
-        layer: int | None = None,
+        layer: int | str | None = None,
         identity: dict | None = None,
         pad_whisper: bool = True,
     ) -> None:
@@ -44,7 +48,7 @@ class TransformersEncoder(torch.nn.Module):
             raise EncoderContractError(
                 f"cannot tell the output size of {type(model).__name__}: its config has neither hidden_size nor d_model"
             )
-        self.output_dim = int(dim)
+        self.layer_dim = int(dim)
         self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
         self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
         # group-normed conv front ends (wav2vec2-base style) see padding even with a mask: encode apart
@@ -57,8 +61,14 @@ class TransformersEncoder(torch.nn.Module):
         if self.is_whisper_like and not pad_whisper:
             self.identity["whisper_padding"] = "none"
         num_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "encoder_layers", None)
-        if layer is not None and num_layers is not None and not -(num_layers + 1) <= layer <= num_layers:
+        if isinstance(layer, str) and layer != "all":
+            raise ValueError(f"layer must be a hidden-state index or 'all', got {layer!r}")
+        if layer == "all" and num_layers is None:
+            raise ValueError(f"layer='all': cannot tell how many layers {type(model).__name__} has (no num_hidden_layers)")
+        if isinstance(layer, int) and num_layers is not None and not -(num_layers + 1) <= layer <= num_layers:
             raise ValueError(f"layer {layer} does not exist: the model has hidden states 0..{num_layers}")
+        self.stacked_layers = num_layers + 1 if layer == "all" else 1
+        self.output_dim = self.layer_dim * self.stacked_layers
 
     def _hop_ms(self) -> float:
         config = self.model.config
@@ -81,7 +91,8 @@ class TransformersEncoder(torch.nn.Module):
         if self.layer is None:
             out = self.model(**inputs)
             return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        return self.model(**inputs, output_hidden_states=True).hidden_states[self.layer]
+        states = self.model(**inputs, output_hidden_states=True).hidden_states
+        return torch.cat(states, dim=-1) if self.layer == "all" else states[self.layer]
 
     def _valid_frames(self, lengths: list[int], total: int) -> list[int]:
         if self.is_whisper_like:
@@ -105,7 +116,10 @@ class TransformersEncoder(torch.nn.Module):
         for layer in enc.layers:
             out = layer(states[-1], None)
             states.append(out[0] if isinstance(out, tuple) else out)
-        hidden = enc.layer_norm(states[-1]) if self.layer is None else states[self.layer]
+        if self.layer == "all":  # as output_hidden_states gives them: the last one after the final layer norm
+            hidden = torch.cat([*states[:-1], enc.layer_norm(states[-1])], dim=-1)
+        else:
+            hidden = enc.layer_norm(states[-1]) if self.layer is None else states[self.layer]
         valid = self._valid_frames([w.shape[0] for w in waves], hidden.shape[1])
         return [hidden[i, :n] for i, n in enumerate(valid)]
 

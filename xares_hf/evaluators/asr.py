@@ -29,10 +29,13 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         max_new_tokens=card.probe.max_new_tokens,
         device=ctx.device,
         desc=f"asr {card.name}/{data.name}",
+        layers=ctx.layers,
     )
     return {
         "mlp": score(result.test_hypotheses, data.test.labels, selection=False),
         "best_epoch": result.best_epoch,
         "asr_head": result.head,
         "decoder": result.decoder,
+        "valid": max(result.valid_scores),
+        "layer_weights": result.layer_weights,
     }

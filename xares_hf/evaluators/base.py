@@ -31,6 +31,13 @@ class SplitData:
         frames = None if parts[0].frames is None else [f for p in parts for f in p.frames]
         return SplitData(np.concatenate([p.pooled for p in parts]), labels, frames)
 
+    def layer(self, index: int, layers: int) -> "SplitData":
+        """The embeddings of one of ``layers`` layers stored side by side (``layer="all"``)."""
+        dim = self.pooled.shape[1] // layers
+        part = slice(index * dim, (index + 1) * dim)
+        frames = None if self.frames is None else [f[:, part] for f in self.frames]
+        return SplitData(self.pooled[:, part], self.labels, frames)
+
 
 @dataclass
 class Round:
@@ -51,3 +58,4 @@ class Context:
     seed: int = 42
     knn: bool = True
     device: str = "cpu"
+    layers: int = 1  # >1: embeddings hold that many layers side by side, mixed by learnt weights (layer="weighted")

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
+from ..probes.layer_mix import mix_with
 from .base import Context, Round
 
 
@@ -35,10 +36,15 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         multi_label=multi_label,
         seed=ctx.seed,
         desc=f"probe {card.name}/{data.name}",
+        layers=ctx.layers,
     )
-    scores: dict[str, Any] = {"mlp": _score(card.metric)(probe.test_predictions, data.test.labels), "best_epoch": probe.best_epoch}
+    scores: dict[str, Any] = {"mlp": _score(card.metric)(probe.test_predictions, data.test.labels), "best_epoch": probe.best_epoch,
+                              "valid": max(probe.valid_scores), "layer_weights": probe.layer_weights}
     if ctx.knn and card.knn:
+        train, test = data.train.pooled, data.test.pooled
+        if probe.layer_weights:  # k-NN on the layers mixed as the probe learnt to
+            train, test = mix_with(train, probe.layer_weights), mix_with(test, probe.layer_weights)
         with profiling.phase("kNN"):
-            predictions = knn_predict(data.train.pooled, data.train.labels, data.test.pooled)
+            predictions = knn_predict(train, data.train.labels, test)
         scores["knn"] = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
     return scores

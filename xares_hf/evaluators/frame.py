@@ -43,5 +43,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         pos_weight=card.probe.pos_weight,
         seed=ctx.seed,
         desc=f"frame probe {card.name}/{data.name}",
+        layers=ctx.layers,
     )
-    return {"mlp": score(probe.test_predictions, test_targets, selection=False), "best_epoch": probe.best_epoch}
+    return {"mlp": score(probe.test_predictions, test_targets, selection=False), "best_epoch": probe.best_epoch,
+            "valid": max(probe.valid_scores), "layer_weights": probe.layer_weights}

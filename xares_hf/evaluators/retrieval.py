@@ -29,9 +29,12 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         batch_size=card.probe.batch_size,
         seed=ctx.seed,
         desc=f"retrieval {card.name}/{data.name}",
+        layers=ctx.layers,
     )
     return {
         "mlp": score(result.audio_embeddings, result.text_embeddings, result.caption_owner, selection=False),
         "best_epoch": result.best_epoch,
         "tokenizer": result.tokenizer,
+        "valid": max(result.valid_scores),
+        "layer_weights": result.layer_weights,
     }

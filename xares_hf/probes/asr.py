@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .layer_mix import layer_weights, with_layer_mix
+
 HEADS = ("ctc", "llm")
 XARES_SEPARATOR = "<|vision_end|>"
 REPETITION_PENALTY = 1.1  # X-ARES's greedy decoding
@@ -43,6 +45,7 @@ class AsrResult:
     valid_scores: list[float]
     head: str  # "ctc" or "llm"
     decoder: str | None  # the causal LM id/path for head "llm", else None
+    layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
 
 
 # ----------------------------------------------------------------------------------------------------- checks
@@ -291,6 +294,7 @@ def _train_asr_probe(
     max_new_tokens: int = 200,
     device: str | torch.device = "cpu",
     desc: str = "asr",
+    layers: int = 1,
 ) -> tuple[AsrResult, list[float]]:
     """``train_asr_probe``, also returning the mean training loss of each epoch (for tests and diagnostics)."""
     if head not in HEADS:
@@ -307,14 +311,15 @@ def _train_asr_probe(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     if head == "ctc":
-        model = _CtcHead(dim, train[1], device)
+        model = _CtcHead(dim // layers, train[1], device)
         transcribe = lambda frames: model.transcribe(frames, batch_size)  # noqa: E731
     else:
         lm, tokenizer = _load_decoder(decoder)
         torch.manual_seed(seed)  # the adapter's initialisation must not depend on what loading the LM consumed
-        model = _LlmHead(dim, lm, tokenizer, device)
+        model = _LlmHead(dim // layers, lm, tokenizer, device)
         transcribe = lambda frames: model.transcribe(frames, batch_size, max_new_tokens)  # noqa: E731
 
+    model.module = with_layer_mix(model.module, layers).to(device)  # frames hold ``layers`` layers side by side
     optimiser = torch.optim.Adam(model.module.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
     best, best_epoch, best_state = -np.inf, 0, copy.deepcopy(model.module.state_dict())
@@ -341,7 +346,8 @@ def _train_asr_probe(
             best, best_epoch, best_state = value, epoch, copy.deepcopy(model.module.state_dict())
     model.module.load_state_dict(best_state)
     hypotheses = transcribe(test_frames) if len(test_frames) else []
-    return AsrResult(hypotheses, best_epoch, history, head, decoder if head == "llm" else None), losses
+    return AsrResult(hypotheses, best_epoch, history, head, decoder if head == "llm" else None,
+                     layer_weights(model.module)), losses
 
 
 def train_asr_probe(
@@ -358,6 +364,7 @@ def train_asr_probe(
     max_new_tokens: int = 200,
     device: str | torch.device = "cpu",
     desc: str = "asr",
+    layers: int = 1,
 ) -> AsrResult:
     """Train an ASR head on per-utterance frames ``(T_i, D)``, keep the epoch scoring best on ``valid``
     (``score(hypotheses, references)``, higher is better), and transcribe ``test_frames`` with it.
@@ -369,6 +376,6 @@ def train_asr_probe(
     """
     result, _ = _train_asr_probe(
         train, valid, test_frames, score, head=head, decoder=decoder, epochs=epochs, learning_rate=learning_rate,
-        batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens, device=device, desc=desc,
+        batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens, device=device, desc=desc, layers=layers,
     )
     return result

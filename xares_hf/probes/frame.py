@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from .layer_mix import layer_weights, with_layer_mix
 from .linear import ProbeResult, linear_head
 
 
@@ -46,15 +47,17 @@ def train_frame_probe(
     pos_weight: float | None = None,
     seed: int = 42,
     desc: str = "frame probe",
+    layers: int = 1,
 ) -> ProbeResult:
     """Train a per-frame head on (frames, 0/1 targets) clips; test predictions are per-frame probabilities.
 
     Padded frames are masked out of the loss. ``score(probabilities, targets)`` picks the best epoch.
+    ``layers > 1``: frames hold that many layers side by side, mixed by learnt softmax weights first.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     frames, targets = train
-    head = linear_head(frames[0].shape[1], num_classes)
+    head = with_layer_mix(linear_head(frames[0].shape[1] // layers, num_classes), layers)
     optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
     head, optimiser = distributed.prepare(head, optimiser)
     model = distributed.unwrap(head)
@@ -86,4 +89,4 @@ def train_frame_probe(
         if value > best:
             best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return ProbeResult(distributed.predict_all(predict, test_frames), best_epoch, history)
+    return ProbeResult(distributed.predict_all(predict, test_frames), best_epoch, history, layer_weights(model))

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from .layer_mix import layer_weights, with_layer_mix
 
 
 @dataclass
@@ -20,6 +21,7 @@ class ProbeResult:
     test_predictions: np.ndarray | list[np.ndarray]
     best_epoch: int
     valid_scores: list[float]
+    layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
 
 
 def linear_head(dim: int, num_classes: int) -> torch.nn.Module:
@@ -45,10 +47,12 @@ def train_linear_probe(
     multi_label: bool = False,
     seed: int = 42,
     desc: str = "probe",
+    layers: int = 1,
 ) -> ProbeResult:
     """Train on ``train``, keep the epoch scoring best on ``valid`` (``score(logits, labels)``), predict ``test_x``.
 
     Logits are returned: callers turn them into classes or probabilities. Deterministic for a seed.
+    ``layers > 1``: the inputs are that many layers side by side, mixed by learnt softmax weights first.
     Under ``accelerate launch`` every global batch is the one a single process would draw; each process
     takes its share and DDP averages the gradients, so training follows the single-process run.
     """
@@ -56,7 +60,7 @@ def train_linear_probe(
     generator = torch.Generator().manual_seed(seed)
     x_train = torch.as_tensor(train[0], dtype=torch.float32)
     y_train = torch.as_tensor(train[1], dtype=torch.float32 if multi_label else torch.long)
-    head = linear_head(x_train.shape[1], num_classes)
+    head = with_layer_mix(linear_head(x_train.shape[1] // layers, num_classes), layers)
     optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
     head, optimiser = distributed.prepare(head, optimiser)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
@@ -84,4 +88,4 @@ def train_linear_probe(
         if value > best:
             best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    return ProbeResult(distributed.predict_all(predict, test_x), best_epoch, history)
+    return ProbeResult(distributed.predict_all(predict, test_x), best_epoch, history, layer_weights(model))

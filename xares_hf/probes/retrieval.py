@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .layer_mix import layer_weights, with_layer_mix
+
 logger = logging.getLogger("xares_hf")
 
 TRAINED_WORDPIECE = "trained-wordpiece"
@@ -36,6 +38,7 @@ class RetrievalResult:
     best_epoch: int
     valid_scores: list[float]
     tokenizer: str  # what tokenized the text: the AutoTokenizer id/path, or "trained-wordpiece" (fallback)
+    layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
 
 
 class RetrievalHead(torch.nn.Module):
@@ -216,6 +219,7 @@ def train_retrieval_probe(
     seed: int = 42,
     max_tokens: int = 64,
     desc: str = "retrieval",
+    layers: int = 1,
 ) -> RetrievalResult:
     """Train the two towers on ``train`` (pooled clip embeddings and each clip's captions), keep the epoch scoring best
     on ``valid`` (``score(audio_emb, text_emb, caption_owner)``, higher is better, e.g. Recall@1), embed ``test``.
@@ -259,7 +263,8 @@ def train_retrieval_probe(
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    head = RetrievalHead(x_train.shape[1], vocab_size, embed_dim)
+    head = RetrievalHead(x_train.shape[1] // layers, vocab_size, embed_dim)
+    head.audio = with_layer_mix(head.audio, layers)
     optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
     best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(head.state_dict()), []
@@ -285,4 +290,4 @@ def train_retrieval_probe(
     head.load_state_dict(best_state)
     x_t, ids_t, len_t, owner_t = test_t
     audio_emb, text_emb = _embed(head, x_t, ids_t, len_t, batch_size)
-    return RetrievalResult(audio_emb, text_emb, owner_t, best_epoch, history, tokenizer_label)
+    return RetrievalResult(audio_emb, text_emb, owner_t, best_epoch, history, tokenizer_label, layer_weights(head))
