@@ -33,6 +33,9 @@ model (or a CTC probe) transcribes speech. k-NN (10 cosine neighbours, softmax(s
 training. Each task's metric (accuracy, mAP, segment F1, Recall@1, inverted WER) lies in 0-1; the benchmark score is
 their average weighted by each task's evaluation size, for the MLP and kNN probes separately.
 
+**± seeds** is the standard deviation over seeds of a run's average (runs made with `seeds=N`); the *Model*
+tab shows it per task. **Layers** shows a model's score per layer and its learnt layer weights.
+
 **Missing tasks** show as blank cells. A run's averages cover only the tasks it has (and that the filters keep),
 so compare averages between runs with the same tasks (the *Tasks* column says how many).
 
@@ -116,6 +119,19 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
                 for control in (plot_models, plot_probe):
                     control.change(plots, [plot_models, plot_probe], [per_task, profile])
                 demo.load(plots, [plot_models, plot_probe], [per_task, profile])
+            with gr.Tab("Layers"):
+                gr.Markdown("Runs with `layer='all'` probe every layer of a model (the profile below); runs with "
+                            "`layer='weighted'` learn a softmax weight per layer (the bars).")
+                layered = [r.model for r in runs() if any(t.get("layer_profile") or t.get("layer_weights") for t in r.data["tasks"])]
+                layer_model = gr.Dropdown(layered, value=layered[0] if layered else None, label="Model", elem_id="layer-model")
+                profile_plot = gr.LinePlot(x="Layer", y="Score", color="Task", title="Score per layer", height=360)
+                weights_plot = gr.BarPlot(x="Layer", y="Weight", color="Task", title="Learnt layer weights", height=300)
+
+                def layers_of(m):
+                    return ld.layer_profile(runs(), m), ld.layer_weights(runs(), m)
+
+                layer_model.change(layers_of, layer_model, [profile_plot, weights_plot])
+                demo.load(layers_of, layer_model, [profile_plot, weights_plot])
             with gr.Tab("Model"):
                 model = gr.Dropdown(names, label="Model", value=names[0] if names else None)
                 details = gr.Dataframe(interactive=False)

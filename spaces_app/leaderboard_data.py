@@ -62,7 +62,10 @@ def load_runs(*folders: str | Path) -> list[Run]:
                 continue
             if isinstance(data, dict) and data.get("schema_version") == 1 and "tasks" in data:
                 encoder = data.get("encoder", {})
-                runs.append(Run(str(encoder.get("id", path.stem)), bool(encoder.get("reference")), data, str(path)))
+                name = str(encoder.get("id", path.stem))
+                if encoder.get("layer") is not None:  # runs of one model at other layers are other rows
+                    name += f" (layer {encoder['layer']})"
+                runs.append(Run(name, bool(encoder.get("reference")), data, str(path)))
     return runs
 
 
@@ -119,6 +122,7 @@ def table(runs: list[Run], probe: str = "mlp", domains=None, task_types=None, se
         for domain in DOMAINS:
             in_domain = [n for n in columns if info[n].get("domain") == domain]
             row[f"{domain.title()} avg"] = _round(weighted_average([scores[n] for n in in_domain], [weights.get(n, 0) for n in in_domain]))
+        row["± seeds"] = _round(seed_spread(run, columns, probe))
         row["Tasks"] = f"{sum(s is not None for s in scores.values())}/{len(columns)}"
         for n in columns:
             row[info[n].get("formal_name") or n] = _round(scores[n])
@@ -138,13 +142,43 @@ def model_details(runs: list[Run], model: str) -> pd.DataFrame:
     rows = [
         {
             "Task": t.get("formal_name", t["name"]), "Domain": t.get("domain"), "Metric": t.get("metric"),
-            "MLP": _round(t.get("mlp")), "MLP score": _round(t.get("mlp_score")), "kNN": _round(t.get("knn")),
+            "MLP": _round(t.get("mlp")), "MLP score": _round(t.get("mlp_score")), "± (seeds)": _round(t.get("mlp_std")),
+            "kNN": _round(t.get("knn")), "Seeds": len(t.get("seed_runs") or []) or 1, "Layer": t.get("layer"),
             "Eval size": t.get("eval_size"), "Weight": t.get("eval_weight"), "Seed": t.get("seed"),
             "xares-hf": run.data.get("xares_hf_version"), "Date": str(run.data.get("created", ""))[:10],
         }
         for t in run.data["tasks"]
     ]
     return pd.DataFrame(rows)
+
+
+def seed_spread(run: Run, columns: list[str], probe: str = "mlp") -> float | None:
+    """Sample standard deviation over seeds of the run's weighted average over ``columns`` (None for one seed)."""
+    tasks = [t for t in run.data["tasks"] if t["name"] in columns and t.get(f"{probe}_score") is not None]
+    counts = {len(t.get("seed_runs") or []) for t in tasks}
+    if not tasks or len(counts) != 1 or counts.pop() < 2:
+        return None
+    import statistics
+
+    per_seed = [weighted_average([t["seed_runs"][i][f"{probe}_score"] for t in tasks], [t.get("eval_weight") or 0 for t in tasks])
+                for i in range(len(tasks[0]["seed_runs"]))]
+    return statistics.stdev(per_seed) if None not in per_seed else None
+
+
+def layer_profile(runs: list[Run], model: str) -> pd.DataFrame:
+    """A layer sweep's normalised MLP score per layer and task (``layer="all"`` runs): Layer, Score, Task."""
+    run = next((r for r in runs if r.model == model), None)
+    rows = [{"Layer": int(layer), "Score": v.get("mlp_score"), "Task": t.get("formal_name", t["name"])}
+            for t in (run.data["tasks"] if run else []) for layer, v in (t.get("layer_profile") or {}).items()]
+    return pd.DataFrame(rows, columns=["Layer", "Score", "Task"])
+
+
+def layer_weights(runs: list[Run], model: str) -> pd.DataFrame:
+    """The learnt weight of each layer per task (``layer="weighted"`` runs): Layer, Weight, Task."""
+    run = next((r for r in runs if r.model == model), None)
+    rows = [{"Layer": i, "Weight": w, "Task": t.get("formal_name", t["name"])}
+            for t in (run.data["tasks"] if run else []) for i, w in enumerate(t.get("layer_weights") or [])]
+    return pd.DataFrame(rows, columns=["Layer", "Weight", "Task"])
 
 
 def _round(value):

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 SPACE = Path(__file__).resolve().parents[1] / "spaces_app"
@@ -101,6 +103,10 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("space")
     suite = build_mini_suite(root / "mini", size="tiny", tasks=["mini_keywords", "mini_instrument"])
     evaluate("log-mel", tasks=[suite / "cards"], data_dir=suite, cache_dir=root / "cache", output_dir=root / "results")
+    swept = _result("swept-encoder", {"mini_keywords": 0.9})
+    swept["encoder"]["layer"] = "all"
+    swept["tasks"][0]["layer_profile"] = {str(i): {"mlp": s, "mlp_score": s, "valid": s} for i, s in enumerate([0.2, 0.9, 0.5])}
+    (root / "results" / "swept.json").write_text(json.dumps(swept))
     port = _port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, str(SPACE / "app.py"), "--results", str(root / "results"), "--port", str(port)],
@@ -184,6 +190,11 @@ def test_the_page_in_chromium(served, tmp_path):
         page.wait_for_timeout(1000)
         assert "browser-test-encoder" in _models(page)
         assert "<b>bold</b>" not in page.content()
+        page.goto(url)
+        page.get_by_role("tab", name="Layers").click()
+        page.wait_for_function("() => [...document.querySelectorAll('.vega-embed')].some(e => e.innerText.includes('Score per layer') && e.innerText.includes('Mini keywords'))",
+                               timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "leaderboard-layers.png"), full_page=True)
         browser.close()
     assert len(list((root / "results" / "submissions").glob("*.json"))) == 1
 
@@ -210,3 +221,29 @@ def test_cli_serves_the_app_and_exports_cards(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_seed_spread_and_layer_profiles_are_shown(tmp_path):
+    seeded = _result("seeded", {"mini_keywords": 0.8, "mini_sounds": 0.4})
+    for task, scores in zip(seeded["tasks"], ([0.7, 0.8, 0.9], [0.4, 0.5, 0.3])):
+        task["seed_runs"] = [{"seed": 42 + i, "mlp": s, "mlp_score": s, "knn": None, "knn_score": None} for i, s in enumerate(scores)]
+        task["mlp_std"] = float(np.std(scores, ddof=1))
+    swept = _result("swept", {"mini_keywords": 0.9})
+    swept["encoder"]["layer"] = "all"
+    swept["tasks"][0]["layer_profile"] = {str(i): {"mlp": s, "mlp_score": s, "valid": s} for i, s in enumerate([0.2, 0.9, 0.5])}
+    weighted = _result("swept", {"mini_keywords": 0.9})
+    weighted["encoder"]["layer"] = "weighted"
+    weighted["tasks"][0]["layer_weights"] = [0.1, 0.7, 0.2]
+    for name, data in (("seeded", seeded), ("swept", swept), ("weighted", weighted)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    runs = ld.load_runs(tmp_path)
+    frame = ld.table(runs).set_index("Model")
+    per_seed = [np.mean([a, b]) for a, b in zip([0.7, 0.8, 0.9], [0.4, 0.5, 0.3])]  # equal weights
+    assert frame.loc["seeded", "± seeds"] == pytest.approx(round(float(np.std(per_seed, ddof=1)), 3))
+    assert pd.isna(frame.loc["swept (layer all)", "± seeds"])  # one seed: no spread
+    assert "swept (layer weighted)" in frame.index  # each layer mode is its own row
+    profile = ld.layer_profile(runs, "swept (layer all)")
+    assert list(profile["Layer"]) == [0, 1, 2] and list(profile["Score"]) == [0.2, 0.9, 0.5]
+    assert list(ld.layer_weights(runs, "swept (layer weighted)")["Weight"]) == [0.1, 0.7, 0.2]
+    details = ld.model_details(runs, "seeded").set_index("Task")
+    assert details["± (seeds)"].iloc[0] == pytest.approx(round(float(np.std([0.7, 0.8, 0.9], ddof=1)), 3))
