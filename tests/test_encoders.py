@@ -139,3 +139,57 @@ def test_fixed_length_output_is_a_warning():
 def test_wrong_shape_during_encoding_is_an_error():
     with pytest.raises(EncoderContractError, match="returned dim 3"):
         encode_batch(_WrongDim(), [np.zeros(1000, np.float32)])
+
+
+def test_whisper_layers_mean_the_same_hidden_states_padded_or_not(tiny_models):
+    """Index -1 (and "all"'s last slice) is the state after the final layer norm, as transformers' hidden_states."""
+    wave = [np.random.default_rng(0).standard_normal(16_000).astype(np.float32) * 0.1]
+    folder = str(tiny_models["whisper"])
+    last = load_encoder(folder, pad_whisper=False).encode_batch(wave)[0]
+    minus_one = load_encoder(folder, layer=-1, pad_whisper=False).encode_batch(wave)[0]
+    every = load_encoder(folder, layer="all", pad_whisper=False)
+    stacked = every.encode_batch(wave)[0]
+    np.testing.assert_allclose(minus_one, last, atol=1e-4)
+    np.testing.assert_allclose(stacked[:, -every.layer_dim :], last, atol=1e-4)
+    first = load_encoder(folder, layer=0, pad_whisper=False).encode_batch(wave)[0]
+    np.testing.assert_allclose(stacked[:, : every.layer_dim], first, atol=1e-5)
+    padded_last = load_encoder(folder, layer=-1).encode_batch(wave)[0]
+    padded_default = load_encoder(folder).encode_batch(wave)[0]
+    np.testing.assert_allclose(padded_last, padded_default, atol=1e-4)
+
+
+def test_feature_extraction_stays_in_full_precision_under_autocast(tiny_models):
+    from xares_hf import distributed
+
+    wave = [np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1]
+    encoder = load_encoder(str(tiny_models["whisper"]), pad_whisper=False)
+    reference = encoder.encode_batch(wave)[0]
+    with distributed.autocast(torch.device("cpu"), "bf16"):  # whisper's log-mel is torch: it must not become bf16
+        mixed = encoder.encode_batch(wave)[0]
+    cosine = (mixed * reference).sum(1) / (np.linalg.norm(mixed, axis=1) * np.linalg.norm(reference, axis=1))
+    assert mixed.dtype == np.float32 and cosine.mean() > 0.99
+
+
+def test_padding_masked_batches_to_whole_seconds_changes_no_frame(tiny_models):
+    """On a GPU under mixed precision, masked batches are padded to a multiple of 1 s (shapes repeat): the mask
+    must keep every clip's frames as they are."""
+    rng = np.random.default_rng(2)
+    waves = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (7_000, 12_345, 20_000)]
+    encoder = load_encoder(str(tiny_models["hubert"]))
+    assert encoder.uses_mask and encoder._shape_multiple() == 1  # CPU, no autocast: no extra padding
+    plain = encoder.encode_batch(waves)
+    encoder.shape_multiple = 16_000
+    padded = encoder.encode_batch(waves)
+    for a, b in zip(plain, padded):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_grouped_convolutions_run_in_full_precision_under_autocast(tiny_models):
+    encoder = load_encoder(str(tiny_models["hubert"]))
+    conv = next(m for m in encoder.model.modules() if isinstance(m, torch.nn.Conv1d) and m.groups > 1)
+    x = torch.randn(1, conv.in_channels, 50)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(x)
+        other = torch.nn.Conv1d(conv.in_channels, conv.in_channels, 3)(x)
+    assert out.dtype == torch.float32 and other.dtype == torch.bfloat16
