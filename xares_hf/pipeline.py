@@ -163,8 +163,12 @@ def encode_split(
     cache: EmbeddingCache,
     mixed_precision: str | None = None,
     on_bad_sample: str = "error",
-) -> tuple[SplitEmbeddings, bool]:
+    load: bool = True,
+) -> tuple[SplitEmbeddings | None, bool]:
     """Embeddings of one split, from the cache or by encoding each shard once; True if anything was encoded.
+
+    ``load=False`` only makes sure every shard is cached and returns ``(None, encoded)``: each shard's
+    embeddings leave memory once written, so encoding memory does not grow with the data.
 
     Each shard is its own cache entry, so a run that was killed resumes at the first unfinished shard.
     Labels are checked while streaming, so a bad sample stops the run before more encoding is spent
@@ -182,12 +186,16 @@ def encode_split(
     encoded = False
     if world == 1 or len(files) >= world:
         for i in range(rank, len(files), world):
-            parts[i], was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args)
+            part, was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args)
             encoded |= was_encoded
+            if load:
+                parts[i] = part
         distributed.barrier()
     else:
         for file, key in zip(files, keys):
             encoded |= _encode_shard_shared(encoder, card, split, file, key, *args)
+    if not load:
+        return None, encoded
     with profiling.phase("cache I/O"):
         for i, key in enumerate(keys):
             if i not in parts:
@@ -260,10 +268,12 @@ def evaluate_task(
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
     data, encoded, skipped = {}, [], []
+    for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
+        encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                    on_bad_sample=on_bad_sample, load=False)[1])
     for split, split_files in files.items():
-        embeddings, was_encoded = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                               on_bad_sample=on_bad_sample)
-        encoded.append(was_encoded)
+        embeddings, _ = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                     on_bad_sample=on_bad_sample)
         skipped.extend({k: v for k, v in s.items() if k != "position"} for s in embeddings.skipped)
         decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
