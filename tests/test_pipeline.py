@@ -147,3 +147,16 @@ def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(
             assert window == sorted(window)
         start += shard_size
     assert all(len(batch) <= size for batch in encoder.batches)
+
+
+def test_an_unreadable_cache_entry_is_encoded_again_not_trusted(tiny_suite, tmp_path):
+    cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
+    first = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    entries = sorted((tmp_path / "synth_vowel").glob("*.npz"))
+    entries[0].write_bytes(entries[0].read_bytes()[:100])  # a damaged file under a final name
+    for result in (tmp_path / "synth_vowel" / "results").glob("*.json"):
+        result.unlink()  # so the probes need the embeddings again
+    rerun = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    assert rerun["synth_vowel"].encoded and rerun["synth_vowel"].mlp == first["synth_vowel"].mlp
+    with np.load(entries[0]) as data:  # rewritten whole
+        assert len(data["keys"]) > 0

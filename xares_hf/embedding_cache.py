@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -131,7 +132,7 @@ class EmbeddingCache:
                     skipped=[json.loads(x) for x in data["skipped"].tolist()] if "skipped" in data else [],
                 )
                 return (split, data["order"].tolist()) if with_order else split
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # unreadable entry: encode again rather than fail or mis-score
             return None
 

@@ -115,8 +115,12 @@ def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], mixed
     return [fingerprint(identity, card.name, [f], settings) for f in files]
 
 
-def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample):
-    """One shard encoded whole by this process (unless the cache has it); returns (embeddings, encoded)."""
+def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample, load=True):
+    """One shard encoded whole by this process (unless the cache has it); returns (embeddings, encoded).
+
+    With ``load=False`` a cached shard is not read (None is returned for it)."""
+    if not load and cache.path(card.name, key).is_file():
+        return None, False
     with profiling.phase("cache I/O"):
         cached = cache.load(card.name, key)
     if cached is not None:
@@ -186,7 +190,7 @@ def encode_split(
     encoded = False
     if world == 1 or len(files) >= world:
         for i in range(rank, len(files), world):
-            part, was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args)
+            part, was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args, load=load)
             encoded |= was_encoded
             if load:
                 parts[i] = part
@@ -200,6 +204,10 @@ def encode_split(
         for i, key in enumerate(keys):
             if i not in parts:
                 parts[i] = cache.load(card.name, key)
+    for i, key in enumerate(keys):
+        if parts[i] is None and world == 1:  # an unreadable entry was dropped by load(): encode the shard again
+            parts[i], was_encoded = _encode_shard(encoder, card, split, files[i], key, *args)
+            encoded |= was_encoded
     unreadable = [files[i] for i, part in parts.items() if part is None]
     if unreadable:
         raise RuntimeError(f"task '{card.name}', split '{split}': the cached embeddings of {unreadable} vanished; run again")
@@ -272,8 +280,9 @@ def evaluate_task(
         encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
                                     on_bad_sample=on_bad_sample, load=False)[1])
     for split, split_files in files.items():
-        embeddings, _ = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                     on_bad_sample=on_bad_sample)
+        embeddings, again = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                         on_bad_sample=on_bad_sample)
+        encoded.append(again)  # an entry found unreadable on loading is encoded again
         skipped.extend({k: v for k, v in s.items() if k != "position"} for s in embeddings.skipped)
         decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
