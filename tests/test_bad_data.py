@@ -43,7 +43,7 @@ def _around(path, bad: list[tuple[str, bytes]]) -> str:
     return _tar(path, _good("k0") + bad + _good("k2"))
 
 
-def _expect_bad(shard: str, key: str, reason: str) -> None:
+def _assert_bad(shard: str, key: str, reason: str) -> None:
     """Error mode names task, split, shard and key with ``reason``; skip mode yields the rest in order."""
     with pytest.raises(DataError) as err:
         list(iter_audio([shard], SR, "toy", "train"))
@@ -85,7 +85,7 @@ def test_truncated_audio(tmp_path, cut):
     if cut == "wav data":  # ffmpeg reads a short WAV data chunk without complaint; its header says how long it is
         full = _wav(tone(300.0, 1.0))
         shard = _around(tmp_path / "s.tar", [("k1.wav", full[: len(full) - 4000]), ("k1.json", META)])
-        _expect_bad(shard, "k1", "audio 'k1.wav' is truncated: its header declares 32000 bytes of samples, 28000 are present")
+        _assert_bad(shard, "k1", "audio 'k1.wav' is truncated: its header declares 32000 bytes of samples, 28000 are present")
         return
     full = encode_audio(tone(300.0, 2.0), SR)
     frames = [i for i in range(len(full) - 1) if full[i] == 0xFF and full[i + 1] in (0xF8, 0xF9)]
@@ -103,17 +103,17 @@ def test_unsupported_codec(tmp_path):
     fmt = wav.find(b"fmt ")
     wav[fmt + 8 : fmt + 10] = struct.pack("<H", 0x7777)  # a WAVE format tag no decoder knows
     shard = _around(tmp_path / "s.tar", [("k1.wav", bytes(wav)), ("k1.json", META)])
-    _expect_bad(shard, "k1", "audio 'k1.wav' has no audio stream that ffmpeg can decode (unsupported codec, or not audio)")
+    _assert_bad(shard, "k1", "audio 'k1.wav' has no audio stream that ffmpeg can decode (unsupported codec, or not audio)")
 
 
 @pytest.mark.parametrize("audio", ["no samples", "no bytes"])
 def test_zero_length_audio(tmp_path, audio):
     if audio == "no samples":
         shard = _around(tmp_path / "s.tar", [("k1.wav", _wav(np.zeros(0, np.float32))), ("k1.json", META)])
-        _expect_bad(shard, "k1", "audio 'k1.wav' holds no samples (zero length)")
+        _assert_bad(shard, "k1", "audio 'k1.wav' holds no samples (zero length)")
     else:
         shard = _around(tmp_path / "s.tar", [("k1.flac", b""), ("k1.json", META)])
-        _expect_bad(shard, "k1", "audio 'k1.flac' is empty (0 bytes)")
+        _assert_bad(shard, "k1", "audio 'k1.flac' is empty (0 bytes)")
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
@@ -121,7 +121,7 @@ def test_nan_or_infinite_samples(tmp_path, value):
     wave = tone(300.0, 0.25)
     wave[100] = value
     shard = _around(tmp_path / "s.tar", [("k1.wav", _wav(wave, "FLOAT")), ("k1.json", META)])
-    _expect_bad(shard, "k1", "audio 'k1.wav' has NaN or infinite samples")
+    _assert_bad(shard, "k1", "audio 'k1.wav' has NaN or infinite samples")
 
 
 def test_multichannel_audio_at_odd_rates_is_downmixed_and_resampled(tmp_path):
@@ -145,22 +145,22 @@ def test_multichannel_audio_at_odd_rates_is_downmixed_and_resampled(tmp_path):
 
 def test_missing_audio_member(tmp_path):
     shard = _around(tmp_path / "s.tar", [("k1.json", META)])
-    _expect_bad(shard, "k1", "no audio member (expected 'k1.{flac,wav,mp3,ogg,...}')")
+    _assert_bad(shard, "k1", "no audio member (expected 'k1.{flac,wav,mp3,ogg,...}')")
 
 
 def test_missing_json_member(tmp_path):
     shard = _around(tmp_path / "s.tar", [("k1.flac", _good("k1")[0][1])])
-    _expect_bad(shard, "k1", "no JSON member (expected 'k1.json')")
+    _assert_bad(shard, "k1", "no JSON member (expected 'k1.json')")
 
 
 def test_json_that_is_not_utf8(tmp_path):
     shard = _around(tmp_path / "s.tar", [_good("k1")[0], ("k1.json", '{"label": "low"}'.encode("utf-16"))])
-    _expect_bad(shard, "k1", "metadata 'k1.json' is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte")
+    _assert_bad(shard, "k1", "metadata 'k1.json' is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte")
 
 
 def test_malformed_json(tmp_path):
     shard = _around(tmp_path / "s.tar", [_good("k1")[0], ("k1.json", b'{"label": ')])
-    _expect_bad(shard, "k1", "metadata 'k1.json' is not valid JSON: Expecting value: line 1 column 11 (char 10)")
+    _assert_bad(shard, "k1", "metadata 'k1.json' is not valid JSON: Expecting value: line 1 column 11 (char 10)")
 
 
 @pytest.mark.parametrize(
@@ -170,12 +170,12 @@ def test_malformed_json(tmp_path):
 )
 def test_members_with_absolute_or_parent_paths(tmp_path, folder, reason):
     shard = _around(tmp_path / "s.tar", [(folder + name, data) for name, data in _good("k1")])
-    _expect_bad(shard, f"{folder}k1", reason)
+    _assert_bad(shard, f"{folder}k1", reason)
 
 
 def test_keys_with_dots(tmp_path):
     shard = _around(tmp_path / "s.tar", [("k1.v2.flac", _good("k1")[0][1]), ("k1.v2.json", META)])
-    _expect_bad(shard, "k1.v2", "key contains a dot (member 'k1.v2.flac'); keys must not contain dots in WebDataset")
+    _assert_bad(shard, "k1.v2", "key contains a dot (member 'k1.v2.flac'); keys must not contain dots in WebDataset")
 
 
 @pytest.mark.parametrize("duplicate", ["member", "key", "audio"])
@@ -183,7 +183,7 @@ def test_duplicate_members(tmp_path, duplicate):
     flac = _good("k1")[0][1]
     if duplicate == "member":  # the same name twice in a row
         shard = _around(tmp_path / "s.tar", [("k1.flac", flac), ("k1.flac", flac), ("k1.json", META)])
-        _expect_bad(shard, "k1", "duplicate member 'k1.flac'")
+        _assert_bad(shard, "k1", "duplicate member 'k1.flac'")
     elif duplicate == "key":  # a key that comes back later in the shard
         shard = _tar(tmp_path / "s.tar", _good("k0") + _good("k2") + _good("k0"))
         reason = "duplicate key: an earlier sample of this shard has the same key"
@@ -197,7 +197,7 @@ def test_duplicate_members(tmp_path, duplicate):
     else:  # two audio files for one key
         wav = _wav(tone(300.0, 0.25))
         shard = _around(tmp_path / "s.tar", [("k1.flac", flac), ("k1.wav", wav), ("k1.json", META)])
-        _expect_bad(shard, "k1", "more than one audio member ('k1.flac', 'k1.wav')")
+        _assert_bad(shard, "k1", "more than one audio member ('k1.flac', 'k1.wav')")
 
 
 def test_links_are_not_samples(tmp_path):
@@ -211,7 +211,7 @@ def test_links_are_not_samples(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    _expect_bad(str(shard), "k1", "member 'k1.flac' is a symbolic link, not a regular file")
+    _assert_bad(str(shard), "k1", "member 'k1.flac' is a symbolic link, not a regular file")
 
 
 def test_folders_and_members_without_a_key_are_not_samples(tmp_path):
