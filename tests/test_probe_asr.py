@@ -135,7 +135,8 @@ def test_llm_head_trains_only_the_adapter(tiny_qwen2, llm_data, monkeypatch):
     original = asr._load_decoder
     monkeypatch.setattr(asr, "_load_decoder", load)
     train, valid, (test_frames, _) = llm_data
-    result, losses = asr._train_asr_probe(train, valid, test_frames, iwer, decoder=str(tiny_qwen2), **LLM_ARGS)
+    result = asr.train_asr_probe(train, valid, test_frames, iwer, decoder=str(tiny_qwen2), **LLM_ARGS)
+    losses = result.train_losses
 
     assert result.head == "llm" and result.decoder == str(tiny_qwen2)
     assert len(result.test_hypotheses) == len(test_frames) and all(isinstance(h, str) for h in result.test_hypotheses)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -46,6 +46,7 @@ class AsrResult:
     head: str  # "ctc" or "llm"
     decoder: str | None  # the causal LM id/path for head "llm", else None
     layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
+    train_losses: list[float] = field(default_factory=list)  # mean training loss of each epoch (diagnostics)
 
 
 # ----------------------------------------------------------------------------------------------------- checks
@@ -280,7 +281,7 @@ class _LlmHead:
 # ------------------------------------------------------------------------------------------------- training
 
 
-def _train_asr_probe(
+def train_asr_probe(
     train: tuple[list[np.ndarray], list[str]],
     valid: tuple[list[np.ndarray], list[str]],
     test_frames: list[np.ndarray],
@@ -295,8 +296,15 @@ def _train_asr_probe(
     device: str | torch.device = "cpu",
     desc: str = "asr",
     layers: int = 1,
-) -> tuple[AsrResult, list[float]]:
-    """``train_asr_probe``, also returning the mean training loss of each epoch (for tests and diagnostics)."""
+) -> AsrResult:
+    """Train an ASR head on per-utterance frames ``(T_i, D)``, keep the epoch scoring best on ``valid``
+    (``score(hypotheses, references)``, higher is better), and transcribe ``test_frames`` with it.
+
+    ``head="ctc"`` needs nothing but the frames; ``head="llm"`` loads ``decoder`` with ``AutoModelForCausalLM``
+    (set ``HF_HUB_OFFLINE=1`` to use the Hub cache only), freezes it and trains the adapter. Deterministic for a seed
+    on CPU. Raises ``ValueError`` for an unknown head, ``"llm"`` without a decoder, mismatched frames and
+    transcripts, or an empty transcript.
+    """
     if head not in HEADS:
         raise ValueError(f"unknown ASR head {head!r}: expected one of {', '.join(map(repr, HEADS))}")
     if head == "llm" and not decoder:
@@ -347,35 +355,5 @@ def _train_asr_probe(
     model.module.load_state_dict(best_state)
     hypotheses = transcribe(test_frames) if len(test_frames) else []
     return AsrResult(hypotheses, best_epoch, history, head, decoder if head == "llm" else None,
-                     layer_weights(model.module)), losses
+                     layer_weights(model.module), losses)
 
-
-def train_asr_probe(
-    train: tuple[list[np.ndarray], list[str]],
-    valid: tuple[list[np.ndarray], list[str]],
-    test_frames: list[np.ndarray],
-    score: Callable[[list[str], list[str]], float],
-    head: str = "ctc",
-    decoder: str | None = None,
-    epochs: int = 10,
-    learning_rate: float = 1e-3,
-    batch_size: int = 4,
-    seed: int = 42,
-    max_new_tokens: int = 200,
-    device: str | torch.device = "cpu",
-    desc: str = "asr",
-    layers: int = 1,
-) -> AsrResult:
-    """Train an ASR head on per-utterance frames ``(T_i, D)``, keep the epoch scoring best on ``valid``
-    (``score(hypotheses, references)``, higher is better), and transcribe ``test_frames`` with it.
-
-    ``head="ctc"`` needs nothing but the frames; ``head="llm"`` loads ``decoder`` with ``AutoModelForCausalLM``
-    (set ``HF_HUB_OFFLINE=1`` to use the Hub cache only), freezes it and trains the adapter. Deterministic for a seed
-    on CPU. Raises ``ValueError`` for an unknown head, ``"llm"`` without a decoder, mismatched frames and
-    transcripts, or an empty transcript.
-    """
-    result, _ = _train_asr_probe(
-        train, valid, test_frames, score, head=head, decoder=decoder, epochs=epochs, learning_rate=learning_rate,
-        batch_size=batch_size, seed=seed, max_new_tokens=max_new_tokens, device=device, desc=desc, layers=layers,
-    )
-    return result
