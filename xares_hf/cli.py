@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                 if task.skipped:
                     print(f"{task.name}: {len(task.skipped)} bad samples skipped (listed in results.json), "
                           f"first: {task.skipped[0]['file']} '{task.skipped[0]['key']}': {task.skipped[0]['reason']}")
+                if task.left_out:
+                    first = task.left_out[0]
+                    print(f"{task.name}: {len(task.left_out)} things left out (listed in results.json as left_out), "
+                          f"first: {first['file']} '{first['key']}': {first['reason']}")
             if args.output_dir:
                 print(f"\nresults written under {args.output_dir}/")
         elif args.command == "check":

@@ -26,7 +26,7 @@ import numpy as np
 
 from .paths import default_cache_dir
 
-CACHE_VERSION = 3  # 3: one entry per shard, skipped samples recorded; batches of similar length
+CACHE_VERSION = 4  # 3: one entry per shard, skipped samples recorded; batches of similar length; 4: left_out
 logger = logging.getLogger("xares_hf")
 
 
@@ -41,6 +41,7 @@ class SplitEmbeddings:
     durations: np.ndarray  # (N,) seconds of audio encoded
     frames: list[np.ndarray] | None = None  # per sample (T_i, D), when the task needs frames
     skipped: list[dict] = field(default_factory=list)  # {"file", "key", "reason"} of samples left out as bad
+    left_out: list[dict] = field(default_factory=list)  # {"split", "file", "key", "reason"}: not scored, nothing wrong
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -60,9 +61,10 @@ class SplitEmbeddings:
         has_frames = any(part.frames is not None for part, _ in parts)
         pooled = np.stack(pick("pooled")) if rows else parts[0][0].pooled
         skipped = sorted((s for part, _ in parts for s in part.skipped), key=lambda s: s.get("position", 0))
+        left_out = [x for part, _ in parts for x in part.left_out]
         return SplitEmbeddings(
             pooled.astype(np.float32), pick("keys"), pick("urls"), pick("metas"), np.asarray(pick("durations")),
-            pick("frames") if has_frames else None, skipped,
+            pick("frames") if has_frames else None, skipped, left_out,
         )
 
     @staticmethod
@@ -77,6 +79,7 @@ class SplitEmbeddings:
             np.concatenate([np.asarray(p.durations, dtype=np.float64) for p in parts]) if parts else np.zeros(0),
             [f for p in parts for f in (p.frames or [])] if has_frames else None,
             [s for p in parts for s in p.skipped],
+            [x for p in parts for x in p.left_out],
         )
 
 
@@ -130,6 +133,7 @@ class EmbeddingCache:
                     durations=data["durations"],
                     frames=frames,
                     skipped=[json.loads(x) for x in data["skipped"].tolist()] if "skipped" in data else [],
+                    left_out=[json.loads(x) for x in data["left_out"].tolist()] if "left_out" in data else [],
                 )
                 return (split, data["order"].tolist()) if with_order else split
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -163,6 +167,7 @@ class EmbeddingCache:
             urls=np.asarray(split.urls, dtype=str),
             metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
             skipped=np.asarray([json.dumps(x) for x in split.skipped], dtype=str),
+            left_out=np.asarray([json.dumps(x) for x in split.left_out], dtype=str),
         )
         os.replace(tmp, path)
         return path

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling
-from .data import DataError, SkippedSample, prefetch_audio, shard_files
+from .data import DataError, LeftOut, SkippedSample, prefetch_audio, shard_files
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, SplitData
@@ -42,7 +42,7 @@ def _encode(
     """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split."""
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
-    pooled, frames, keys, urls, metas, durations, order, skipped = [], [], [], [], [], [], [], []
+    pooled, frames, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], [], []
     pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
     size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
@@ -69,10 +69,14 @@ def _encode(
     # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
     # compete for the same cores and it measured slower (BENCHMARKS.md)
     decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
-                             background=device.type != "cpu", on_bad_sample=on_bad_sample)
+                             background=device.type != "cpu", on_bad_sample=on_bad_sample,
+                             max_duration=card.data.max_duration)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
     last, crop = None, 0
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
+        if isinstance(sample, LeftOut):
+            left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason})
+            continue
         if isinstance(sample, SkippedSample):
             skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason,
                             "position": sample.position})
@@ -102,7 +106,7 @@ def _encode(
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
         np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
-        keys, urls, metas, np.asarray(durations), frames if keep_frames else None, skipped,
+        keys, urls, metas, np.asarray(durations), frames if keep_frames else None, skipped, left_out,
     )
     return embeddings, order
 
@@ -275,7 +279,7 @@ def evaluate_task(
 
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
-    data, encoded, skipped = {}, [], []
+    data, encoded, skipped, left_out = {}, [], [], []
     for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
         encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
                                     on_bad_sample=on_bad_sample, load=False)[1])
@@ -284,6 +288,7 @@ def evaluate_task(
                                          on_bad_sample=on_bad_sample)
         encoded.append(again)  # an entry found unreadable on loading is encoded again
         skipped.extend({k: v for k, v in s.items() if k != "position"} for s in embeddings.skipped)
+        left_out.extend(embeddings.left_out)
         decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
     encode_s = time.perf_counter() - started
@@ -303,6 +308,7 @@ def evaluate_task(
         encoded=any(encoded),
         timings={"encode_s": round(encode_s, 3), "probe_s": round(probe_s, 3)},
         skipped=skipped,
+        left_out=left_out,
         **scores,
     )
     if distributed.is_main():

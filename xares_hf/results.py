@@ -40,6 +40,7 @@ class TaskResult:
     timings: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # e.g. the ASR head and decoder, the tokenizer used
     skipped: list[dict[str, Any]] = field(default_factory=list)  # bad samples left out (on_bad_sample="skip"): split, file, key, reason
+    left_out: list[dict[str, Any]] = field(default_factory=list)  # not scored though not bad (both modes): split, file, key, reason
     mlp_std: float | None = None  # sample standard deviation over seeds (seeds > 1); mlp is then their mean
     knn_std: float | None = None
     seed_runs: list[dict[str, float | None]] = field(default_factory=list)  # per seed: seed, mlp(_score), knn(_score)

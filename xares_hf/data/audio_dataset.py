@@ -54,6 +54,20 @@ class SkippedSample:
         return f"file {self.url}, sample '{self.key}'"
 
 
+@dataclass
+class LeftOut:
+    """Something of a shard that is not scored although nothing is wrong with it (e.g. a tar member that belongs
+    to no sample): never silent, it is counted and listed in the task's ``left_out`` in both ``on_bad_sample`` modes."""
+
+    key: str
+    url: str
+    reason: str
+
+    @property
+    def where(self) -> str:
+        return f"file {self.url}, sample '{self.key}'"
+
+
 class _BadSample(Exception):
     """What is wrong with one sample (the message's last part)."""
 
@@ -169,7 +183,8 @@ def iter_audio(
     crop_length: float | None = None,
     stride: tuple[int, int] = (0, 1),
     on_bad_sample: str = "error",
-) -> Iterator[AudioSample | SkippedSample]:
+    max_duration: float | None = None,
+) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """Decoded samples of a split in shard order; with ``crop_length`` each clip becomes its crops.
 
     ``stride=(k, n)`` keeps the samples whose position (index in the split, bad samples included) modulo n
@@ -179,10 +194,11 @@ def iter_audio(
     """
     if on_bad_sample not in ON_BAD_SAMPLE:
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    return _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample)
+    return _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample, max_duration)
 
 
-def _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample) -> Iterator[AudioSample | SkippedSample]:
+def _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample,
+                max_duration) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     for position, row in enumerate(stream_split(files, task, split)):
         if position % stride[1] != stride[0]:
             continue

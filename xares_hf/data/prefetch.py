@@ -11,7 +11,7 @@ from typing import Iterator
 
 import torch
 
-from .audio_dataset import ON_BAD_SAMPLE, AudioSample, SkippedSample, iter_audio
+from .audio_dataset import ON_BAD_SAMPLE, AudioSample, LeftOut, SkippedSample, iter_audio
 from .shards import DataError
 
 
@@ -20,7 +20,7 @@ class _SplitStream(torch.utils.data.IterableDataset):
         super().__init__()
         self.kwargs = kwargs
 
-    def __iter__(self) -> Iterator[AudioSample | SkippedSample]:
+    def __iter__(self) -> Iterator[AudioSample | SkippedSample | LeftOut]:
         torch.set_num_threads(1)  # decoding needs one core; leave the rest to the encoder
         return iter_audio(**self.kwargs)
 
@@ -35,7 +35,8 @@ def prefetch_audio(
     background: bool = True,
     ahead: int = 64,
     on_bad_sample: str = "error",
-) -> Iterator[AudioSample | SkippedSample]:
+    max_duration: float | None = None,
+) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """``iter_audio``, decoded up to ``ahead`` samples in advance by a worker process (in this one if not ``background``).
 
     ``on_bad_sample`` is ``iter_audio``'s: ``"error"`` raises :class:`DataError` at a bad sample, ``"skip"``
@@ -44,13 +45,13 @@ def prefetch_audio(
     if on_bad_sample not in ON_BAD_SAMPLE:
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     kwargs = dict(files=files, sampling_rate=sampling_rate, task=task, split=split, crop_length=crop_length,
-                  stride=stride, on_bad_sample=on_bad_sample)
+                  stride=stride, on_bad_sample=on_bad_sample, max_duration=max_duration)
     if not background:
         return iter_audio(**kwargs)
     return _in_background(kwargs, ahead)
 
 
-def _in_background(kwargs: dict, ahead: int) -> Iterator[AudioSample | SkippedSample]:
+def _in_background(kwargs: dict, ahead: int) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     loader = torch.utils.data.DataLoader(
         _SplitStream(**kwargs),
         batch_size=None,

@@ -44,6 +44,10 @@ class DataSpec(_Strict):
     folds: list[int] | None = None
     fold_pattern: str | None = None
     crop_length: float | None = Field(default=None, gt=0, description="seconds; clips are cut into sequential crops")
+    max_duration: float = Field(
+        default=3600, gt=0,
+        description="seconds; a longer clip is refused (or, with crop_length, cut into crops) before it is decoded whole",
+    )
     zenodo_id: str | None = None
     hub_id: str | None = None
 
