@@ -1,9 +1,29 @@
-"""Where xares-hf keeps things by default: one cache root, overridable by environment variables."""
+"""Where xares-hf keeps things, and the one place where a name from outside becomes a path.
+
+Names that come from other people (a Zenodo file key, an archive member, an encoder id, a task name) are
+either refused (:func:`child_path`: they must already be one plain file name) or neutralised into one
+(:func:`safe_component`: an id we must keep using, such as ``org/model``), and files are written whole under
+a temporary name unique to the writer, then renamed into place (:func:`atomic_write_bytes`).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
-from pathlib import Path
+import re
+import tempfile
+import unicodedata
+from pathlib import Path, PureWindowsPath
+
+MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
+_SAFE_MAX = 120  # neutralised names stay well under it, with room for a suffix such as "__layer-all"
+_PLAIN_PART = r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*"  # no "__", no leading "." or "_": "/" can become "__"
+_PLAIN = re.compile(rf"{_PLAIN_PART}(?:/{_PLAIN_PART})?")
+_WINDOWS_DEVICES = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+
+
+class UnsafeNameError(ValueError):
+    """A name from outside cannot become a path: it is not one plain file name inside its folder."""
 
 
 def default_cache_dir() -> Path:
@@ -19,3 +39,97 @@ def default_data_dir() -> Path:
     if os.environ.get("XARES_HF_DATA"):
         return Path(os.environ["XARES_HF_DATA"]).expanduser()
     return default_cache_dir() / "data"
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not one plain file name (None when it is one)."""
+    if not isinstance(name, str):
+        return f"a name must be a string, got {type(name).__name__}"
+    if name in ("", ".", ".."):
+        return "an empty, '.' or '..' name is not a file name"
+    if "/" in name or "\\" in name:
+        return "a path separator ('/' or '\\') is not allowed in a file name"
+    bad = next((c for c in name if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        return f"the control character {bad!r} is not allowed in a file name"
+    if PureWindowsPath(name).anchor:
+        return "a drive name (as in 'C:') is not allowed in a file name"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return f"a file name is at most {MAX_NAME_BYTES} bytes long"
+    return None
+
+
+def child_path(root: str | Path, name: str, what: str, error: type[Exception] = UnsafeNameError) -> Path:
+    """``root / name`` where ``name`` (from outside: ``what`` says which, e.g. "Zenodo record 1, file key")
+    must be one plain file name whose path stays inside ``root``, symlinks followed; else ``error`` naming
+    ``what`` and the name. Nothing is created or written."""
+    problem = name_problem(name)
+    path = Path(root) / name if problem is None else None
+    if path is not None and not _inside(Path(root), path):
+        problem = f"it leads outside {root} (through a symbolic link)"
+    if problem is not None:
+        raise error(f"{what} {_show(name)}: {problem}; refused")
+    return path
+
+
+def safe_component(text: str, reserved: tuple[str, ...] = ()) -> str:
+    """One plain file name for an id we must keep using, and a different one for every different id.
+
+    A Hub-style id (``org/model``, ``log-mel``: letters and digits joined by single ``.``, ``_`` or ``-``, at
+    most one ``/``) stays readable, ``/`` becoming ``__`` (``org/model`` -> ``org__model``). Anything else (or a
+    readable form holding one of the caller's ``reserved`` strings) keeps its safe characters and gets
+    ``___`` and a hash of the whole id, so ``org__model``, ``org model`` and ``..`` never meet ``org/model``."""
+    text = str(text)
+    if _PLAIN.fullmatch(text) and len(text) <= _SAFE_MAX and not _WINDOWS_DEVICES.fullmatch(text.split("/")[0]):
+        readable = text.replace("/", "__")
+        if not any(r in readable for r in reserved):
+            return readable
+    kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("._-")[:_SAFE_MAX - 16] or "id"
+    return f"{kept}___{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``path`` whole or not at all: a temporary file unique to this writer in the same folder, flushed
+    to disk, then renamed over ``path`` (so a reader sees the old or the new file, never part of one, and
+    concurrent writers never share a temporary file). The temporary file is removed if anything fails."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); give it the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _umask() -> int:
+    """The process umask, read from /proc where there is one (setting it to read it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+def _show(name: object) -> str:
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -6,13 +6,13 @@ import dataclasses
 import datetime as _dt
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .paths import atomic_write_text, child_path, safe_component
 from .scoring import aggregate
 from .version import __version__
 
@@ -125,19 +125,14 @@ class Results:
         )
 
     def save(self, output_dir: str | Path) -> Path:
-        """Write ``<output_dir>/<encoder id>[__layer-<layer>]/results.json`` (written whole, then renamed into place).
+        """Write ``<output_dir>/<encoder id>[__layer-<layer>]/results.json`` (written whole under a temporary name
+        unique to this writer, then renamed into place, so concurrent saves never meet).
 
-        Runs of one model at different layers (or layer modes) go to different folders."""
-        name = str(self.encoder.get("id", "encoder"))
-        if self.encoder.get("layer") is not None:
-            name += f"__layer-{self.encoder['layer']}"
-        folder = Path(output_dir) / safe_name(name)
+        The folder name is :func:`~xares_hf.paths.safe_component` of the id (``org/model`` -> ``org__model``;
+        other ids keep their safe characters plus a hash), so different encoders or layers never share a folder."""
+        folder = child_path(output_dir, _folder_name(self.encoder), "results folder")
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "results.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(folder / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Results":
@@ -325,9 +320,17 @@ def _score_std(task: TaskResult, probe: str) -> float | None:
     return float(np.std(scores, ddof=1))
 
 
-def safe_name(text: str) -> str:
-    """A file-system-safe folder name for an encoder id (``org/model`` -> ``org__model``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("_") or "encoder"
+LAYER_TAG = "__layer-"  # runs of one model at different layers (or layer modes) go to different folders
+
+
+def _folder_name(encoder: dict[str, Any]) -> str:
+    """The results folder of an encoder (and layer): one plain name, different for every id and layer."""
+    name = safe_component(str(encoder.get("id", "encoder")), reserved=(LAYER_TAG,))
+    layer = encoder.get("layer")
+    if layer is None:
+        return name
+    tag = str(layer) if isinstance(layer, int) and not isinstance(layer, bool) else safe_component(str(layer), reserved=(LAYER_TAG,))
+    return name + LAYER_TAG + tag
 
 
 def leaderboard(runs: list[Results]) -> str:
