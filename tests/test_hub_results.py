@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -239,3 +240,86 @@ def test_push_commits_merged_card_and_eval_results(results_file, tmp_path, monke
     card = ModelCard(calls["operations"][0].path_or_fileobj.decode())
     assert card.data.license == "apache-2.0" and "Keep this paragraph" in card.text
     assert calls["commit_message"].startswith("Add X-ARES results")
+
+
+# ----------------------------------------------------------------------------- hostile names (issue 15, item 3)
+
+FORGED = "x\n- task_id: esc50/mlp\n  value: 0.999"
+
+
+def _hostile_file(tmp_path, edit) -> "Path":
+    data = json.loads(json.dumps(Results(encoder={"id": "org/encoder", "revision": "abc123", "layer": None},
+                                         tasks=[_task("esc50", "ESC-50", "sound", "clip", "accuracy", 0.5, knn=0.4)],
+                                         created="2025-01-15T10:30:00+00:00").to_dict()))
+    edit(data)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda d: d["encoder"].update(id=FORGED), "encoder.id"),
+        (lambda d: d["encoder"].update(id="x\r\n## Injected heading"), "encoder.id"),
+        (lambda d: d["encoder"].update(id="x\u2028- task_id: esc50/mlp"), "encoder.id"),
+        (lambda d: d["encoder"].update(revision="main\n# Injected"), "encoder.revision"),
+        (lambda d: d["encoder"].update(layer="all\n- task_id: esc50/knn"), "encoder.layer"),
+        (lambda d: d.update(created="2025-01-15\n## Injected heading"), "created"),
+        (lambda d: d.update(created="yesterday"), "created"),
+        (lambda d: d.update(xares_hf_version="0.1\n- task_id: x"), "xares_hf_version"),
+        (lambda d: d["tasks"][0].update(formal_name="ESC-50\n## Injected"), "tasks[0].formal_name"),
+        (lambda d: d["tasks"][0].update(domain="sound\n- forged"), "tasks[0].domain"),
+        (lambda d: d["tasks"][0].update(metric="accuracy\n# x"), "tasks[0].metric"),
+        (lambda d: d["tasks"][0].update(metric="made_up"), "tasks[0].metric"),
+        (lambda d: d["tasks"][0].update(name="esc50/mlp\n- x"), "tasks[0].name"),
+        (lambda d: d["tasks"][0].update(name="../esc50"), "tasks[0].name"),
+        (lambda d: d["tasks"].append(dict(d["tasks"][0])), "tasks[1].name"),
+    ],
+)
+def test_export_card_refuses_names_that_would_inject_yaml_or_markdown(tmp_path, capsys, edit, field):
+    from xares_hf.cli import main
+
+    path = _hostile_file(tmp_path, edit)
+    out = tmp_path / "card"
+    with pytest.raises(ValueError, match=re.escape(f"'{field}'")):  # hub_results.CardError
+        hub_results.export(path, out)
+    assert main(["export-card", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xares-hf: error:") and f"'{field}'" in err and len(err.splitlines()) == 1
+    assert not out.exists() or not any(out.rglob("*"))  # refused before anything is written
+    with pytest.raises(ValueError, match=re.escape(f"'{field}'")):  # hub_results.CardError
+        hub_results.push(path, "org/encoder", dry_run=True)
+
+
+def test_export_card_shows_markup_in_names_as_text(tmp_path):
+    """Names with markdown, HTML, pipes or the table's own end marker are published, as text: the YAML has exactly
+    the entries meant and the README no heading, link, HTML tag or table cell that the names brought in."""
+    hostile = "<img src=x onerror=alert(1)> | ## h [a](http://e) **b** `c` <!-- xares-hf results: end -->"
+
+    def edit(d):
+        d["encoder"].update(id=hostile, revision="a|b", layer="weighted")
+        d["tasks"][0].update(formal_name="ESC|50 <script>alert(1)</script> # x")
+
+    path = _hostile_file(tmp_path, edit)
+    hub_results.export(path, tmp_path / "card")
+    entries = yaml.safe_load((tmp_path / "card" / ".eval_results" / "xares-benchmark.yaml").read_text())
+    assert [e["dataset"]["task_id"] for e in entries] == ["esc50/mlp", "esc50/knn", "average/mlp", "average/knn"]
+    assert [e["value"] for e in entries] == [0.5, 0.4, 0.5, 0.4]
+    card = ModelCard.load(tmp_path / "card" / "README.md")
+    assert card.data.model_name == hostile and len(card.data.eval_results) == 4
+    text = card.text
+    assert "<img" not in text and "<script" not in text and "&lt;img" in text
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert len(headings) == 2 and headings[0].startswith("# &lt;img") and headings[1] == "## X-ARES results"
+    assert text.count("<!-- xares-hf results: end -->") == 1 and "[a](" not in text and "**b**" not in text
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(rows) == 4 and all(len(re.findall(r"(?<!\\)\|", r)) == 6 for r in rows)
+    # merging into that card again keeps exactly one table
+    again = hub_results.update_model_card(tmp_path / "card" / "README.md", Results.load(path))
+    assert again.count("<!-- xares-hf results: start -->") == 1
+
+
+def test_benchmark_repo_must_be_a_repo_id(results):
+    with pytest.raises(ValueError, match="not a Hub repo id"):
+        hub_results.eval_result_files(results, dataset_repo="x/y\n- task_id: esc50/mlp")

@@ -38,14 +38,19 @@ Notes on the mapping:
 
 from __future__ import annotations
 
+import datetime as _dt
+import html
+import math
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
 from .results import Results, TaskResult
+from .scoring import METRICS
 
 DEFAULT_DATASET_REPO = "xares/xares-benchmark"
 EVAL_RESULTS_FOLDER = ".eval_results"
@@ -79,6 +84,85 @@ AVERAGE_METRIC = "xares_score"  # the evaluate module computing X-ARES' weighted
 
 _TABLE_START = "<!-- xares-hf results: start -->"
 _TABLE_END = "<!-- xares-hf results: end -->"
+_YAML_HEADER = f"# X-ARES results, written by {SOURCE_NAME} (one entry per task and probe)\n"
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+_MAX_TEXT = 300
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$#])")  # markdown; & < > become HTML entities
+
+
+class CardError(ValueError):
+    """Results that cannot be published faithfully; the message names the field and what is wrong."""
+
+
+def _plain(value: Any, field: str) -> None:
+    """A one-line string without control, format or line-separator characters (no YAML or markdown can hide in it)."""
+    if not isinstance(value, str) or not value:
+        raise CardError(f"field '{field}' must be a non-empty string, got {type(value).__name__} {str(value)[:60]!r}")
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise CardError(f"field '{field}' holds the control character {bad!r} ({value[:60]!r}); names are published as one line of text")
+    if len(value) > _MAX_TEXT:
+        raise CardError(f"field '{field}' is {len(value)} characters long; at most {_MAX_TEXT} are published")
+
+
+def _finite(value: Any, field: str, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise CardError(f"field '{field}' must be a finite number, got {value!r}")
+
+
+def check_exportable(results: Results, model_name: str | None = None, dataset_repo: str = DEFAULT_DATASET_REPO) -> None:
+    """Refuse (:class:`CardError`, naming the field) results whose names or numbers could not be published as they are.
+
+    Every string that reaches a card or a YAML file is one line of plain text, task names are task ids, metrics and
+    task types are known, ``created`` is an ISO date and every number is finite: nothing in a results file can add
+    YAML entries or markdown structure to what is published."""
+    if not isinstance(dataset_repo, str) or not _REPO_ID.fullmatch(dataset_repo):
+        raise CardError(f"benchmark dataset repo {str(dataset_repo)[:60]!r} is not a Hub repo id (org/name)")
+    enc = results.encoder
+    texts: dict[str, Any] = {"encoder.id": enc.get("id"), "created": results.created, "xares_hf_version": results.xares_hf_version}
+    if model_name is not None:
+        texts["model name"] = model_name
+    if enc.get("revision") not in (None, ""):
+        texts["encoder.revision"] = enc["revision"]
+    if enc.get("layer") is not None and (not isinstance(enc["layer"], int) or isinstance(enc["layer"], bool)):
+        texts["encoder.layer"] = enc["layer"]  # an index, or a layer mode's name
+    for i, t in enumerate(results.tasks):
+        for key in ("name", "formal_name", "domain", "task_type", "metric"):
+            texts[f"tasks[{i}].{key}"] = getattr(t, key)
+    for field, value in texts.items():
+        _plain(value, field)
+    try:
+        _dt.datetime.fromisoformat(results.created)
+    except ValueError:
+        raise CardError(f"field 'created' must be an ISO 8601 date, got {results.created[:60]!r}") from None
+    seen = set()
+    for i, t in enumerate(results.tasks):
+        where = f"tasks[{i}]"
+        if not _TASK_NAME.fullmatch(t.name):
+            raise CardError(f"field '{where}.name' = {t.name!r} is not a task id (letters, digits, _ . -)")
+        if t.name in seen:
+            raise CardError(f"field '{where}.name': task {t.name!r} appears twice")
+        seen.add(t.name)
+        if t.metric not in METRICS:
+            raise CardError(f"field '{where}.metric' = {t.metric!r} is not a known metric ({', '.join(METRICS)})")
+        if t.task_type not in HUB_TASK_TYPES:
+            raise CardError(f"field '{where}.task_type' = {t.task_type!r} is not a known task type ({', '.join(HUB_TASK_TYPES)})")
+        _finite(t.mlp, f"{where}.mlp")
+        _finite(t.knn, f"{where}.knn", optional=True)
+        for key in ("eval_size", "seed"):
+            if not isinstance(getattr(t, key), int) or isinstance(getattr(t, key), bool):
+                raise CardError(f"field '{where}.{key}' must be an integer, got {getattr(t, key)!r}")
+    for probe, value in (results.averages or {}).items():
+        _finite(value, f"averages.{probe}", optional=True)
+
+
+def _md(value: Any) -> str:
+    """Text shown as itself in markdown: on one line, with HTML and markdown (``| * _ [ ] ` ~ $ #``) escaped."""
+    text = "".join(c for c in " ".join(str(value).split()) if unicodedata.category(c) not in ("Cc", "Cf"))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def _round(value: float | None) -> float | None:
@@ -119,6 +203,7 @@ def eval_results(
     """One :class:`~huggingface_hub.EvalResult` per task and probe, plus one per weighted average."""
     from huggingface_hub import EvalResult
 
+    check_exportable(results, dataset_repo=dataset_repo)
     url = _source_url(dataset_repo, source_url)
     out = []
     for t in results.tasks:
@@ -173,8 +258,10 @@ def model_index(
     """
     from huggingface_hub.repocard_data import eval_results_to_model_index
 
+    check_exportable(results, model_name, dataset_repo)
+    name = model_name or default_model_name(results)
     entries = eval_results(results, dataset_repo, dataset_revision, source_url)
-    return eval_results_to_model_index(model_name or default_model_name(results), entries)
+    return eval_results_to_model_index(name, entries)
 
 
 def model_card_metadata(
@@ -188,22 +275,25 @@ def model_card_metadata(
 
 
 def results_table(results: Results) -> str:
-    """A markdown table of the results (raw values; kNN where run), between markers so it can be replaced."""
+    """A markdown table of the results (raw values; kNN where run), between markers so it can be replaced.
+
+    Every name in it comes from the results file and is shown as text (:func:`_md`), never as markdown or HTML."""
+    check_exportable(results)
     enc = results.encoder
-    what = f"`{enc.get('id')}`" + (f" (revision `{enc['revision']}`)" if enc.get("revision") else "")
-    what += f", layer {enc['layer']}" if enc.get("layer") is not None else ""
+    what = _md(enc.get("id")) + (f" (revision {_md(enc['revision'])})" if enc.get("revision") else "")
+    what += f", layer {_md(enc['layer'])}" if enc.get("layer") is not None else ""
     lines = [
         _TABLE_START,
         "## X-ARES results",
         "",
-        f"Encoder {what}, evaluated with xares-hf {results.xares_hf_version} on {results.created}.",
+        f"Encoder {what}, evaluated with xares-hf {_md(results.xares_hf_version)} on {_md(results.created)}.",
         "",
         "| Task | Domain | Metric | MLP | kNN |",
         "|---|---|---|---:|---:|",
     ]
     for t in results.tasks:
         knn = "-" if t.knn is None else f"{t.knn:.4f}"
-        lines.append(f"| {t.formal_name} | {t.domain} | {t.metric} | {t.mlp:.4f} | {knn} |")
+        lines.append(f"| {_md(t.formal_name)} | {_md(t.domain)} | {_md(t.metric)} | {t.mlp:.4f} | {knn} |")
     avg = results.averages or {}
     avg_mlp, avg_knn = (("-" if avg.get(k) is None else f"{avg[k]:.4f}") for k in ("mlp", "knn"))
     lines.append(f"| **Weighted average** (normalised) | | | {avg_mlp} | {avg_knn} |")
@@ -241,15 +331,15 @@ def update_model_card(
 
     text = _read_card_text(text_or_path)
     name = model_name or default_model_name(results)
+    meta = model_card_metadata(results, name, dataset_repo, **kwargs)  # checks the results and the name
+    _, new = model_index_to_eval_results(meta["model-index"])
+    table_text = results_table(results) if table else ""
     if not text.strip():
-        return (
-            "---\n"
-            + yaml.safe_dump(model_card_metadata(results, name, dataset_repo, **kwargs), sort_keys=False, allow_unicode=True)
-            + f"---\n\n# {name}\n\n"
-            + (results_table(results) if table else "")
-        )
+        title = f"# {_md(name)}"
+        content = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + f"---\n\n{title}\n\n" + table_text
+        _verify_card(content, new, name, table_text, title)
+        return content
     card = ModelCard(text)
-    _, new = model_index_to_eval_results(model_index(results, name, dataset_repo, **kwargs))
     kept = [r for r in (card.data.eval_results or []) if r.dataset_type != dataset_repo]
     card.data.eval_results = kept + new
     card.data.model_name = card.data.model_name or name
@@ -257,11 +347,28 @@ def update_model_card(
         body = card.text
         pattern = re.compile(re.escape(_TABLE_START) + r".*?" + re.escape(_TABLE_END) + r"\n?", re.S)
         if pattern.search(body):
-            body = pattern.sub(lambda _: results_table(results), body, count=1)
+            body = pattern.sub(lambda _: table_text, body, count=1)
         else:
-            body = body.rstrip("\n") + ("\n\n" if body.strip() else "\n") + results_table(results)
+            body = body.rstrip("\n") + ("\n\n" if body.strip() else "\n") + table_text
         card.text = body
+    _verify_card(card.content, kept + new, card.data.model_name, table_text)
     return card.content
+
+
+def _verify_card(content: str, expected: list, name: str, table_text: str, title: str | None = None) -> None:
+    """The card, read back as the Hub reads it, holds exactly the results and name meant and the table as written."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(content)
+    if card.data.eval_results != expected or card.data.model_name != name:
+        raise CardError("the model card's model-index does not read back as the results it was made from; nothing written")
+    rows = table_text.splitlines()
+    if table_text and (card.text.count(_TABLE_START) != 1 or table_text not in card.text
+                       or [r for r in rows if r.startswith("#")] != ["## X-ARES results"]
+                       or any(len(re.findall(r"(?<!\\)\|", r)) != 6 for r in rows if r.startswith("|"))):
+        raise CardError("the model card's results table does not read back as written; nothing written")
+    if title is not None and [r for r in card.text.splitlines() if r.startswith("#")][:1] != [title]:
+        raise CardError("the model card's title does not read back as written; nothing written")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -300,6 +407,7 @@ def eval_result_entries(
     include_averages: bool = True,
 ) -> list[dict[str, Any]]:
     """The ``.eval_results`` entries as ``EvalResultEntry`` keyword dicts: one per task and probe, then the averages."""
+    check_exportable(results, dataset_repo=dataset_repo)
     enc = results.encoder
     common = {
         "dataset_id": dataset_repo,
@@ -335,9 +443,13 @@ def eval_result_files(
 ) -> dict[str, str]:
     """Path in the model repo -> YAML text: ``{".eval_results/<benchmark>.yaml": ...}``."""
     entries = _entries_to_yaml(eval_result_entries(results, dataset_repo, dataset_revision, source_url, include_averages))
-    head = f"# X-ARES results of {results.encoder.get('id')} on {dataset_repo}, written by {SOURCE_NAME} {results.xares_hf_version}\n"
-    text = yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=4096)
-    return {eval_results_filename(dataset_repo): head + text}
+    text = _YAML_HEADER + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=4096)
+    ids = [task_id(t.name, p) for t in results.tasks for p, _, _ in _probe_values(t)]
+    ids += [task_id(AVERAGE_TASK, p) for p, v in (results.averages or {}).items() if include_averages and v is not None and p in PROBES]
+    parsed = yaml.safe_load(text)
+    if parsed != entries or [e["dataset"]["task_id"] for e in parsed] != ids:
+        raise CardError(f"{eval_results_filename(dataset_repo)} does not read back as the results it was made from; nothing written")
+    return {eval_results_filename(dataset_repo): text}
 
 
 def benchmark_eval_yaml(
@@ -383,12 +495,11 @@ def export(
     """Write ``<out_dir>/README.md`` (merged into one already there) and ``<out_dir>/.eval_results/*.yaml``."""
     results = _load(results_path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     readme = out / "README.md"
     existing = readme.read_text(encoding="utf-8") if readme.exists() else None
-    readme.write_text(update_model_card(existing, results, model_name, dataset_repo), encoding="utf-8")
-    written = [readme]
-    for rel, text in eval_result_files(results, dataset_repo).items():
+    files = {"README.md": update_model_card(existing, results, model_name, dataset_repo), **eval_result_files(results, dataset_repo)}
+    written = []  # everything is built and checked before anything is written
+    for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
