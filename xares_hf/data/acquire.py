@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..paths import child_path
 from ..tasks.card import TaskCard
 from .shards import DataError, is_hub_layout, shard_files
-from .zenodo import fetch_record, offline
+from .zenodo import download_lock, fetch_record, offline
 
 
 def ensure_task_data(card: TaskCard, data_dir: str | Path, download: bool = True) -> dict[str, list[str]]:
@@ -30,11 +31,9 @@ def ensure_task_data(card: TaskCard, data_dir: str | Path, download: bool = True
                 f"{missing}\n  offline: run `xares-hf download {card.name}` on a machine with network access "
                 f"(Zenodo record {card.data.zenodo_id}), or place the shards as {where}"
             ) from None
-    from filelock import FileLock
-
-    folder = Path(data_dir).expanduser() / card.name
+    folder = child_path(Path(data_dir).expanduser(), card.name, "task name", error=DataError)
     folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder / ".download.lock")):  # two runs never write the same partial download
+    with download_lock(folder):  # two runs never write the same partial download
         try:
             return shard_files(card, data_dir)  # another run finished it while this one waited
         except DataError:
