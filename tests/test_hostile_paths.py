@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from xares_hf.paths import UnsafeNameError, atomic_write_text, child_path, safe_component
+from xares_hf.paths import UnsafeNameError, atomic_file, atomic_write_text, child_path, safe_component
 from xares_hf.results import Results, TaskResult
 
 HOSTILE = ["/etc/passwd", "../evil-000000.tar", "..", ".", "", "a/b.tar", "a\\b.tar", "x\x00y.tar", "x\ny.tar",
@@ -130,3 +130,17 @@ def test_atomic_writes_keep_the_usual_file_mode(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_file_takes_any_writer_and_a_failing_one_leaves_the_old_file(tmp_path):
+    import numpy as np
+
+    target = tmp_path / "entry.npz"
+    with atomic_file(target) as out:
+        np.savez(out, x=np.arange(3))
+    assert np.load(target)["x"].tolist() == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="encoder died"):
+        with atomic_file(target) as out:
+            out.write(b"half")
+            raise RuntimeError("encoder died")
+    assert np.load(target)["x"].tolist() == [0, 1, 2] and list(tmp_path.iterdir()) == [target]

@@ -3,17 +3,19 @@
 Names that come from other people (a Zenodo file key, an archive member, an encoder id, a task name) are
 either refused (:func:`child_path`: they must already be one plain file name) or neutralised into one
 (:func:`safe_component`: an id we must keep using, such as ``org/model``), and files are written whole under
-a temporary name unique to the writer, then renamed into place (:func:`atomic_write_bytes`).
+a temporary name unique to the writer, then renamed into place (:func:`atomic_file`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tempfile
 import unicodedata
 from pathlib import Path, PureWindowsPath
+from typing import BinaryIO, Iterator
 
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
 _SAFE_MAX = 120  # neutralised names stay well under it, with room for a suffix such as "__layer-all"
@@ -80,23 +82,25 @@ def safe_component(text: str, reserved: tuple[str, ...] = ()) -> str:
     readable form holding one of the caller's ``reserved`` strings) keeps its safe characters and gets
     ``___`` and a hash of the whole id, so ``org__model``, ``org model`` and ``..`` never meet ``org/model``."""
     text = str(text)
-    if _PLAIN.fullmatch(text) and len(text) <= _SAFE_MAX and not _WINDOWS_DEVICES.fullmatch(text.split("/")[0]):
+    if _PLAIN.fullmatch(text) and len(text) <= _SAFE_MAX:
         readable = text.replace("/", "__")
-        if not any(r in readable for r in reserved):
+        if not _WINDOWS_DEVICES.fullmatch(readable) and not any(r in readable for r in reserved):
             return readable
     kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("._-")[:_SAFE_MAX - 16] or "id"
     return f"{kept}___{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``path`` whole or not at all: a temporary file unique to this writer in the same folder, flushed
-    to disk, then renamed over ``path`` (so a reader sees the old or the new file, never part of one, and
-    concurrent writers never share a temporary file). The temporary file is removed if anything fails."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """Write ``path`` whole or not at all: yields a binary file that is a temporary file unique to this writer
+    in the same folder; on success it is flushed to disk and renamed over ``path`` (so a reader sees the old or
+    the new file, never part of one, and concurrent writers never share a temporary file); on any failure it is
+    removed and ``path`` is left as it was. Usable by anything that writes to a file object (``np.savez``)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600); give it the usual mode
@@ -104,7 +108,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """:func:`atomic_file` for bytes in hand."""
+    with atomic_file(path) as out:
+        out.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

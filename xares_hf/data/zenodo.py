@@ -93,9 +93,9 @@ def _asked_wait(header: str | None) -> float | None:
     except ValueError:
         try:
             seconds = email.utils.parsedate_to_datetime(header).timestamp() - time.time()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+    return None if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def _pause(what: str, url: str, reason: str, asked: float | None, backoff: float, attempt: int, retries: int) -> None:
