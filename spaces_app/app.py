@@ -44,8 +44,11 @@ format; their averages are recomputed here over the same tasks.
 
 ## Submit
 Run `xares_hf.evaluate("org/your-encoder")` (or `xares-hf evaluate ...`), then upload the `results.json` it writes
-in the *Submit* tab. It is checked (schema version, known tasks, scores between 0 and 1, size, plain-text names)
-and stored; nothing in it is executed or rendered as HTML.
+in the *Submit* tab. It is checked (schema version, every field's type, known tasks with their metric and weight,
+finite scores between 0 and 1, size and nesting, plain-text names) and every derived number in it (normalised scores,
+means and spreads over seeds, averages) is recomputed and must agree; then it is stored. Nothing in it is executed or
+rendered as HTML. Stored files are checked the same way when the app reads them: one that does not pass is skipped
+and listed below, never shown.
 """
 
 
@@ -55,6 +58,12 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
 
     def runs() -> list[ld.Run]:
         return ld.load_runs(ld.HERE / "reference", results_dir)
+
+    def skipped() -> list[str]:
+        return ld.scan(ld.HERE / "reference", results_dir)[1]
+
+    def skipped_note(lines: list[str]) -> str:  # a count only: the names and reasons go into a plain-text box
+        return f"**{len(lines)} stored results file{'s' if len(lines) != 1 else ''} skipped** (they do not pass the checks; see *About*)."
 
     def board(suite, probe, domains, types, search, sort_by):
         frame = ld.table(runs(), "knn" if probe == "kNN" else "mlp", domains or None, types or None, search or "", sort_by,
@@ -95,6 +104,8 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
     with gr.Blocks(title="X-ARES leaderboard") as demo:
         gr.Markdown("# X-ARES audio encoder leaderboard\nNormalised scores (0-1, higher is better) of frozen audio encoders "
                     "on speech, environmental sound and music tasks, evaluated with [xares-hf](https://github.com/jimbozhang/xares).")
+        at_start = skipped()
+        banner = gr.Markdown(skipped_note(at_start), visible=bool(at_start), elem_id="skipped-banner")
         with gr.Tabs():
             with gr.Tab("Leaderboard"):
                 with gr.Row():
@@ -143,6 +154,14 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
                 upload.upload(submit, upload, [status, table, plot_models, model])
             with gr.Tab("About"):
                 gr.Markdown(ABOUT)
+                skipped_box = gr.Textbox("\n".join(at_start), label="Stored files skipped (name: why)", interactive=False,
+                                         visible=bool(at_start), lines=min(max(len(at_start), 1), 12), elem_id="skipped-files")
+
+        def skipped_now():
+            lines = skipped()
+            return gr.update(value=skipped_note(lines), visible=bool(lines)), gr.update(value="\n".join(lines), visible=bool(lines))
+
+        demo.load(skipped_now, None, [banner, skipped_box])
     return demo
 
 

@@ -1,12 +1,14 @@
 """Results files -> leaderboard tables: one row per run, normalised scores per task, weighted averages.
 
 Self-contained (the Space does not install xares-hf): it reads the versioned results JSON that xares-hf
-writes, and averages with the published `xares_score` evaluate module, as xares-hf itself does.
+writes, checked by the Space's one schema (``submission.check``), and averages with the published
+`xares_score` evaluate module, as xares-hf itself does. A stored file that does not pass is skipped and
+reported, never allowed to stop the app.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
+import submission
+from submission import HERE, KNOWN_TASKS, weighted_average  # noqa: F401  (one owner each: the schema module)
+
 DOMAINS = ("speech", "sound", "music")
-KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
+log = logging.getLogger("xares-leaderboard")
 
 
 @dataclass
@@ -35,38 +39,46 @@ class Run:
         return None
 
 
-@lru_cache(maxsize=1)
-def _xares_score():
-    import evaluate
+@lru_cache(maxsize=4096)
+def _load_one(path: str, label: str, mtime_ns: int, size: int) -> Run | str:
+    """One stored file as a run, or the line saying why it is skipped (checked and logged once per version of it)."""
+    try:
+        with open(path, "rb") as handle:
+            data = submission.check(submission.parse(handle.read(submission.MAX_BYTES + 1)))
+    except (OSError, submission.SubmissionError) as err:
+        reason = f"{label}: {err}"
+    except Exception as err:  # a file on disk must never stop the app, whatever is wrong with it
+        log.exception("stored results file %s could not be checked", ascii(path))
+        reason = f"{label}: could not be checked ({type(err).__name__}: {err})"
+    else:
+        encoder = data["encoder"]
+        name = encoder["id"] + (f" (layer {encoder['layer']})" if encoder.get("layer") is not None else "")  # other rows
+        return Run(name, bool(encoder.get("reference")), data, path)
+    log.warning("skipped stored results file %s", ascii(reason))
+    return reason
 
-    local = HERE.parent / "metrics" / "xares_score"
-    return evaluate.load(str(local) if local.is_dir() else "xares/xares_score")
 
-
-def weighted_average(scores: list[float], weights: list[float]) -> float | None:
-    """X-ARES' weighted mean of normalised scores (``xares_score`` module); None when nothing counts."""
-    pairs = [(s, w) for s, w in zip(scores, weights) if s is not None and w]
-    if not pairs:
-        return None
-    return _xares_score().compute(scores=[s for s, _ in pairs], weights=[w for _, w in pairs])["score"]
+def scan(*folders: str | Path) -> tuple[list[Run], list[str]]:
+    """Every ``*.json`` results file under the folders that passes ``submission.check``, and one line per file that
+    does not ("name: why"). Reference rows are marked by ``encoder.reference``."""
+    runs: list[Run] = []
+    skipped: list[str] = []
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
+            label = ascii(path.relative_to(folder).as_posix())[1:-1]
+            try:
+                stat = path.stat()
+            except OSError as err:
+                skipped.append(f"{label}: {err.strerror or err}")
+                continue
+            outcome = _load_one(str(path), label, stat.st_mtime_ns, stat.st_size)
+            (runs if isinstance(outcome, Run) else skipped).append(outcome)
+    return runs, skipped
 
 
 def load_runs(*folders: str | Path) -> list[Run]:
-    """Every ``*.json`` results file under the folders (the reference rows are marked by ``encoder.reference``)."""
-    runs = []
-    for folder in folders:
-        for path in sorted(Path(folder).rglob("*.json")) if Path(folder).is_dir() else []:
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and data.get("schema_version") == 1 and "tasks" in data:
-                encoder = data.get("encoder", {})
-                name = str(encoder.get("id", path.stem))
-                if encoder.get("layer") is not None:  # runs of one model at other layers are other rows
-                    name += f" (layer {encoder['layer']})"
-                runs.append(Run(name, bool(encoder.get("reference")), data, str(path)))
-    return runs
+    """The runs of :func:`scan` (files that do not pass the checks are skipped and logged)."""
+    return scan(*folders)[0]
 
 
 def results_folder() -> Path:
@@ -154,15 +166,7 @@ def model_details(runs: list[Run], model: str) -> pd.DataFrame:
 
 def seed_spread(run: Run, columns: list[str], probe: str = "mlp") -> float | None:
     """Sample standard deviation over seeds of the run's weighted average over ``columns`` (None for one seed)."""
-    tasks = [t for t in run.data["tasks"] if t["name"] in columns and t.get(f"{probe}_score") is not None]
-    counts = {len(t.get("seed_runs") or []) for t in tasks}
-    if not tasks or len(counts) != 1 or counts.pop() < 2:
-        return None
-    import statistics
-
-    per_seed = [weighted_average([t["seed_runs"][i][f"{probe}_score"] for t in tasks], [t.get("eval_weight") or 0 for t in tasks])
-                for i in range(len(tasks[0]["seed_runs"]))]
-    return statistics.stdev(per_seed) if None not in per_seed else None
+    return submission.seed_spread([t for t in run.data["tasks"] if t["name"] in columns], probe)
 
 
 def layer_profile(runs: list[Run], model: str) -> pd.DataFrame:

@@ -106,6 +106,7 @@ def served(tmp_path_factory):
     swept = _result("swept-encoder", {"mini_keywords": 0.9})
     swept["encoder"]["layer"] = "all"
     swept["tasks"][0]["layer_profile"] = {str(i): {"mlp": s, "mlp_score": s, "valid": s} for i, s in enumerate([0.2, 0.9, 0.5])}
+    swept["tasks"][0]["layer"] = 1  # the layer picked on validation: the profile's entry with the task's score
     (root / "results" / "swept.json").write_text(json.dumps(swept))
     port = _port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
@@ -231,6 +232,7 @@ def test_seed_spread_and_layer_profiles_are_shown(tmp_path):
     swept = _result("swept", {"mini_keywords": 0.9})
     swept["encoder"]["layer"] = "all"
     swept["tasks"][0]["layer_profile"] = {str(i): {"mlp": s, "mlp_score": s, "valid": s} for i, s in enumerate([0.2, 0.9, 0.5])}
+    swept["tasks"][0]["layer"] = 1  # the layer picked on validation: the profile's entry with the task's score
     weighted = _result("swept", {"mini_keywords": 0.9})
     weighted["encoder"]["layer"] = "weighted"
     weighted["tasks"][0]["layer_weights"] = [0.1, 0.7, 0.2]
