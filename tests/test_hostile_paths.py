@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from xares_hf.paths import UnsafeNameError, atomic_file, atomic_write_text, child_path, safe_component
+from xares_hf.paths import UnsafeNameError, atomic_file, atomic_write_text, child_path, inside, safe_component
 from xares_hf.results import Results, TaskResult
 
 HOSTILE = ["/etc/passwd", "../evil-000000.tar", "..", ".", "", "a/b.tar", "a\\b.tar", "x\x00y.tar", "x\ny.tar",
@@ -144,3 +144,11 @@ def test_atomic_file_takes_any_writer_and_a_failing_one_leaves_the_old_file(tmp_
             out.write(b"half")
             raise RuntimeError("encoder died")
     assert np.load(target)["x"].tolist() == [0, 1, 2] and list(tmp_path.iterdir()) == [target]
+
+
+def test_inside_resolves_dot_dots_and_links(tmp_path):
+    (tmp_path / "task").mkdir()
+    (tmp_path / "task" / "out").symlink_to(tmp_path)
+    assert inside(tmp_path / "task", tmp_path / "task" / "a.tar")
+    assert not inside(tmp_path / "task", tmp_path / "task" / ".." / "a.tar")
+    assert not inside(tmp_path / "task", tmp_path / "task" / "out" / "a.tar")

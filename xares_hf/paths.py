@@ -67,7 +67,7 @@ def child_path(root: str | Path, name: str, what: str, error: type[Exception] = 
     ``what`` and the name. Nothing is created or written."""
     problem = name_problem(name)
     path = Path(root) / name if problem is None else None
-    if path is not None and not _inside(Path(root), path):
+    if path is not None and not inside(root, path):
         problem = f"it leads outside {root} (through a symbolic link)"
     if problem is not None:
         raise error(f"{what} {_show(name)}: {problem}; refused")
@@ -135,7 +135,9 @@ def _umask() -> int:
     return mask
 
 
-def _inside(root: Path, path: Path) -> bool:
+def inside(root: str | Path, path: str | Path) -> bool:
+    """True when ``path`` is ``root`` or below it once symbolic links and ``..`` are resolved (for paths that
+    come from a pattern or a card rather than one name: check each match)."""
     real_root = os.path.realpath(root)
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
