@@ -323,3 +323,27 @@ def test_export_card_shows_markup_in_names_as_text(tmp_path):
 def test_benchmark_repo_must_be_a_repo_id(results):
     with pytest.raises(ValueError, match="not a Hub repo id"):
         hub_results.eval_result_files(results, dataset_repo="x/y\n- task_id: esc50/mlp")
+
+
+def test_export_card_refuses_averages_the_tasks_do_not_give(tmp_path):
+    path = _hostile_file(tmp_path, lambda d: d["averages"].update(mlp=0.999))
+    with pytest.raises(ValueError, match=r"'averages.mlp' is 0.999, but the tasks' values give 0.5"):
+        hub_results.export(path, tmp_path / "card")
+    assert not (tmp_path / "card").exists()
+
+
+def test_seed_spreads_are_not_published_as_averages():
+    def seeded(name, values):
+        task = _task(name, name, "sound", "clip", "accuracy", sum(values) / len(values))
+        task.seed_runs = [{"seed": 42 + i, "mlp": v, "mlp_score": v, "knn": None, "knn_score": None} for i, v in enumerate(values)]
+        return task
+
+    results = Results(encoder={"id": "org/encoder"}, tasks=[seeded("esc50", [0.5, 0.7]), seeded("fsd50k", [0.3, 0.4])],
+                      created="2025-01-15T10:30:00+00:00")
+    assert "mlp_std" in results.averages
+    entries = yaml.safe_load(next(iter(hub_results.eval_result_files(results, REPO).values())))
+    ids = [e["dataset"]["task_id"] for e in entries]
+    assert ids == ["esc50/mlp", "fsd50k/mlp", "average/mlp"]
+    assert set(ids) <= {t["id"] for t in yaml.safe_load(hub_results.benchmark_eval_yaml(["esc50", "fsd50k"]))["tasks"]}
+    names = [e.metric_name for e in hub_results.eval_results(results)]
+    assert names == ["MLP accuracy", "MLP accuracy", "X-ARES weighted average (MLP)"]

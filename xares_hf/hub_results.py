@@ -38,6 +38,7 @@ Notes on the mapping:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import html
 import math
@@ -155,8 +156,18 @@ def check_exportable(results: Results, model_name: str | None = None, dataset_re
         for key in ("eval_size", "seed"):
             if not isinstance(getattr(t, key), int) or isinstance(getattr(t, key), bool):
                 raise CardError(f"field '{where}.{key}' must be an integer, got {getattr(t, key)!r}")
-    for probe, value in (results.averages or {}).items():
-        _finite(value, f"averages.{probe}", optional=True)
+    fresh = dataclasses.replace(results, averages=None).averages  # as Results computes them from the tasks
+    for key, value in (results.averages or {}).items():
+        _finite(value, f"averages.{key}", optional=True)
+    for key in PROBES:
+        stored, recomputed = (results.averages or {}).get(key), fresh.get(key)
+        if (stored is None) != (recomputed is None) or (stored is not None and abs(stored - recomputed) > 1e-6):
+            raise CardError(f"field 'averages.{key}' is {stored!r}, but the tasks' values give {recomputed!r}")
+
+
+def _averages(results: Results) -> list[tuple[str, float]]:
+    """(probe, value) of the weighted averages that are published: MLP and kNN (not the spreads over seeds)."""
+    return [(p, results.averages[p]) for p in PROBES if (results.averages or {}).get(p) is not None]
 
 
 def _md(value: Any) -> str:
@@ -224,9 +235,7 @@ def eval_results(
                     source_url=url,
                 )
             )
-    for probe, value in (results.averages or {}).items():
-        if value is None:
-            continue
+    for probe, value in _averages(results):
         out.append(
             EvalResult(
                 task_type="other",
@@ -236,7 +245,7 @@ def eval_results(
                 dataset_revision=dataset_revision,
                 metric_type=AVERAGE_METRIC,
                 metric_value=_round(value),
-                metric_name=f"X-ARES weighted average ({PROBES.get(probe, probe)})",
+                metric_name=f"X-ARES weighted average ({PROBES[probe]})",
                 source_name=SOURCE_NAME,
                 source_url=url,
             )
@@ -427,10 +436,9 @@ def eval_result_entries(
             notes = [f"metric={metric}", f"probe={PROBES[probe]}", f"eval_size={t.eval_size}", f"seed={t.seed}", *run]
             out.append({**common, "task_id": task_id(t.name, probe), "value": _round(value), "notes": "; ".join(notes)})
     if include_averages:
-        for probe, value in (results.averages or {}).items():
-            if value is not None:
-                notes = [f"metric={AVERAGE_METRIC}", f"probe={PROBES.get(probe, probe)}", "weighted average of normalised scores", *run]
-                out.append({**common, "task_id": task_id(AVERAGE_TASK, probe), "value": _round(value), "notes": "; ".join(notes)})
+        for probe, value in _averages(results):
+            notes = [f"metric={AVERAGE_METRIC}", f"probe={PROBES[probe]}", "weighted average of normalised scores", *run]
+            out.append({**common, "task_id": task_id(AVERAGE_TASK, probe), "value": _round(value), "notes": "; ".join(notes)})
     return out
 
 
@@ -445,7 +453,7 @@ def eval_result_files(
     entries = _entries_to_yaml(eval_result_entries(results, dataset_repo, dataset_revision, source_url, include_averages))
     text = _YAML_HEADER + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=4096)
     ids = [task_id(t.name, p) for t in results.tasks for p, _, _ in _probe_values(t)]
-    ids += [task_id(AVERAGE_TASK, p) for p, v in (results.averages or {}).items() if include_averages and v is not None and p in PROBES]
+    ids += [task_id(AVERAGE_TASK, p) for p, _ in _averages(results)] if include_averages else []
     parsed = yaml.safe_load(text)
     if parsed != entries or [e["dataset"]["task_id"] for e in parsed] != ids:
         raise CardError(f"{eval_results_filename(dataset_repo)} does not read back as the results it was made from; nothing written")
