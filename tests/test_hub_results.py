@@ -275,6 +275,7 @@ def _hostile_file(tmp_path, edit) -> "Path":
         (lambda d: d["tasks"][0].update(name="esc50/mlp\n- x"), "tasks[0].name"),
         (lambda d: d["tasks"][0].update(name="../esc50"), "tasks[0].name"),
         (lambda d: d["tasks"].append(dict(d["tasks"][0])), "tasks[1].name"),
+        (lambda d: d["tasks"][0].update(eval_weight=-400.0), "tasks[0].eval_weight"),
     ],
 )
 def test_export_card_refuses_names_that_would_inject_yaml_or_markdown(tmp_path, capsys, edit, field):

@@ -153,6 +153,9 @@ def check_exportable(results: Results, model_name: str | None = None, dataset_re
             raise CardError(f"field '{where}.task_type' = {t.task_type!r} is not a known task type ({', '.join(HUB_TASK_TYPES)})")
         _finite(t.mlp, f"{where}.mlp")
         _finite(t.knn, f"{where}.knn", optional=True)
+        _finite(t.eval_weight, f"{where}.eval_weight")
+        if t.eval_weight < 0:
+            raise CardError(f"field '{where}.eval_weight' must not be negative, got {t.eval_weight!r}")
         for key in ("eval_size", "seed"):
             if not isinstance(getattr(t, key), int) or isinstance(getattr(t, key), bool):
                 raise CardError(f"field '{where}.{key}' must be an integer, got {getattr(t, key)!r}")
