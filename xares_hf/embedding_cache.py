@@ -24,7 +24,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .paths import default_cache_dir
+from .paths import atomic_file, atomic_write_text, child_path, default_cache_dir
 
 CACHE_VERSION = 4  # 3: one entry per shard, skipped samples recorded; batches of similar length; 4: left_out
 logger = logging.getLogger("xares_hf")
@@ -113,7 +113,7 @@ class EmbeddingCache:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "embeddings"
 
     def path(self, task: str, key: str) -> Path:
-        return self.root / task / f"{key}.npz"
+        return child_path(self.root, task, "task name") / f"{key}.npz"
 
     def load(self, task: str, key: str, with_order: bool = False):
         """The cached split, or None; ``with_order`` returns ``(split, order)`` for a per-process part."""
@@ -142,10 +142,7 @@ class EmbeddingCache:
 
     def write_log(self, task: str, key: str, info: dict) -> None:
         """A small JSON beside an entry saying how it was made (e.g. clips encoded per process)."""
-        path = self.path(task, key).with_suffix(".json")
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(info) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(self.path(task, key).with_suffix(".json"), json.dumps(info) + "\n")
 
     def read_log(self, task: str, key: str) -> dict:
         return json.loads(self.path(task, key).with_suffix(".json").read_text())
@@ -153,23 +150,22 @@ class EmbeddingCache:
     def save(self, task: str, key: str, split: SplitEmbeddings, order: list | None = None) -> Path:
         path = self.path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
         extra = {} if order is None else {"order": np.asarray(order, dtype=np.int64).reshape(-1, 3)}
         if split.frames:
             extra["frames"] = np.concatenate(split.frames).astype(np.float32)
             extra["frame_counts"] = np.asarray([f.shape[0] for f in split.frames], dtype=np.int64)
-        np.savez(
-            tmp,
-            **extra,
-            durations=np.asarray(split.durations, dtype=np.float64),
-            pooled=split.pooled.astype(np.float32),
-            keys=np.asarray(split.keys, dtype=str),
-            urls=np.asarray(split.urls, dtype=str),
-            metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
-            skipped=np.asarray([json.dumps(x) for x in split.skipped], dtype=str),
-            left_out=np.asarray([json.dumps(x) for x in split.left_out], dtype=str),
-        )
-        os.replace(tmp, path)
+        with atomic_file(path) as out:
+            np.savez(
+                out,
+                **extra,
+                durations=np.asarray(split.durations, dtype=np.float64),
+                pooled=split.pooled.astype(np.float32),
+                keys=np.asarray(split.keys, dtype=str),
+                urls=np.asarray(split.urls, dtype=str),
+                metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
+                skipped=np.asarray([json.dumps(x) for x in split.skipped], dtype=str),
+                left_out=np.asarray([json.dumps(x) for x in split.left_out], dtype=str),
+            )
         return path
 
     @contextlib.contextmanager
@@ -192,7 +188,7 @@ class EmbeddingCache:
             logger.warning("%s is being written by %s; waiting for it", path, holder)
             lock.acquire()
         try:
-            for stale in path.parent.glob(f"{key}.tmp*"):
+            for stale in path.parent.glob(f".{key}.*.tmp"):
                 stale.unlink(missing_ok=True)
             owner.write_text(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             yield
@@ -201,7 +197,7 @@ class EmbeddingCache:
             lock.release()
 
     def result_path(self, task: str, key: str) -> Path:
-        return self.root / task / "results" / f"{key}.json"
+        return child_path(self.root, task, "task name") / "results" / f"{key}.json"
 
     def load_result(self, task: str, key: str) -> dict | None:
         """A finished task result stored by :meth:`save_result`, or None (also for an unreadable file)."""
@@ -215,7 +211,4 @@ class EmbeddingCache:
     def save_result(self, task: str, key: str, result: dict) -> Path:
         path = self.result_path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(result) + "\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(result) + "\n")

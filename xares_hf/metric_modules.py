@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
+
+from .paths import atomic_write_bytes, child_path
 
 HUB_NAMESPACE = "xares"
 
@@ -33,7 +34,7 @@ def module_names() -> list[str]:
 
 def metric_path(name: str) -> str:
     """Local path of one module folder, loadable with ``evaluate.load(path)`` offline."""
-    path = metrics_dir() / name
+    path = child_path(metrics_dir(), name, "metric module")
     if not (path / f"{name}.py").is_file():
         raise FileNotFoundError(f"metric module '{name}' not found in {metrics_dir()} (have: {', '.join(module_names())})")
     return str(path)
@@ -62,8 +63,7 @@ def register_metrics() -> list[str]:
         if not (target / f"{name}.py").is_file():
             target.mkdir(parents=True, exist_ok=True)
             (target / "__init__.py").touch()
-            shutil.copyfile(script, target / f"{name}.py.tmp")
-            os.replace(target / f"{name}.py.tmp", target / f"{name}.py")
+            atomic_write_bytes(target / f"{name}.py", script.read_bytes())
         os.utime(target / f"{name}.py")  # evaluate picks the most recently modified hash
         ids.append(f"{HUB_NAMESPACE}/{name}")
     return ids
