@@ -15,12 +15,14 @@ from tqdm.auto import tqdm
 
 from . import distributed, profiling
 from .data import DataError, LeftOut, SkippedSample, prefetch_audio, shard_files
+from .data.shards import unused_shards
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, SplitData
 from .probing import probe_task
 from .results import TaskResult
 from .tasks import LabelEncoder, LabelError, TaskCard
+from .tasks.audit import not_scored, repeated_samples
 
 # clips are encoded in batches of similar length, sorted within windows of this many batches: padding falls
 # from up to 1.95x the audio to about 1.1x on the mini suite's speech tasks, while the audio held waiting stays small
@@ -268,6 +270,8 @@ def evaluate_task(
     loaded with ``layer="all"`` (see :mod:`xares_hf.probing`).
     """
     files = files or shard_files(card, data_dir)
+    unused = [{"split": "", "file": f, "key": "", "reason": "no split or fold pattern of the card matches this shard: "
+               "not used"} for f in unused_shards(card, data_dir, files)]  # the folder's, so never cached
     hop = float(encoder.hop_size_in_ms)
     entries = {split: shard_keys(encoder, card, split_files, mixed_precision) for split, split_files in files.items()}
     result_key = _result_key(card, entries, {"seed": seed, "seeds": seeds, "knn": knn, "layer_mode": layer_mode},
@@ -275,7 +279,7 @@ def evaluate_task(
     done = cache.load_result(card.name, result_key)
     entries_there = all(cache.path(card.name, k).is_file() for keys in entries.values() for k in keys)
     if done is not None and entries_there and (on_bad_sample == "skip" or not done.get("skipped")):
-        return TaskResult(**{**done, "encoded": False})
+        return TaskResult(**{**done, "encoded": False, "left_out": unused + done.get("left_out", [])})
 
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
@@ -283,14 +287,23 @@ def evaluate_task(
     for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
         encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
                                     on_bad_sample=on_bad_sample, load=False)[1])
+    splits: dict[str, SplitEmbeddings] = {}
     for split, split_files in files.items():
-        embeddings, again = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                         on_bad_sample=on_bad_sample)
+        splits[split], again = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                            on_bad_sample=on_bad_sample)
         encoded.append(again)  # an entry found unreadable on loading is encoded again
+    repeated, repeats_skipped = repeated_samples(card, splits, on_bad_sample)
+    for split, embeddings in splits.items():
+        embeddings = splits[split] = _without(embeddings, repeated.get(split, []))
         skipped.extend({k: v for k, v in s.items() if k != "position"} for s in embeddings.skipped)
         left_out.extend(embeddings.left_out)
-        decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres])
+        notes: list[tuple[int, str]] = []
+        decoded = labels.encode_many(embeddings.metas, [f"split '{split}', {w}" for w in embeddings.wheres],
+                                     embeddings.durations, notes)
+        left_out.extend(_label_notes(card, split, embeddings, notes))
         data[split] = SplitData(embeddings.pooled, decoded, embeddings.frames)
+    skipped.extend(repeats_skipped)
+    left_out.extend(not_scored(card, data, {s: (e.urls, e.keys) for s, e in splits.items()}, hop))
     encode_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -313,4 +326,30 @@ def evaluate_task(
     )
     if distributed.is_main():
         cache.save_result(card.name, result_key, asdict(result))
+    result.left_out = unused + result.left_out
     return result
+
+
+def _without(embeddings: SplitEmbeddings, rows: list[int]) -> SplitEmbeddings:
+    """The split without the given rows (repeated samples left out)."""
+    if not rows:
+        return embeddings
+    dropped = set(rows)
+    keep = [i for i in range(len(embeddings)) if i not in dropped]
+    pick = lambda values: [values[i] for i in keep]  # noqa: E731
+    return SplitEmbeddings(embeddings.pooled[keep], pick(embeddings.keys), pick(embeddings.urls), pick(embeddings.metas),
+                           embeddings.durations[keep], None if embeddings.frames is None else pick(embeddings.frames),
+                           embeddings.skipped, embeddings.left_out)
+
+
+def _label_notes(card: TaskCard, split: str, embeddings: SplitEmbeddings, notes: list[tuple[int, str]]) -> list[dict]:
+    """``left_out`` entries for what the labels hold that is not used, once per clip (not per crop: the data stream
+    names a clip's crops ``<key>#<i>``)."""
+    entries, seen = [], set()
+    for row, note in notes:
+        key, url = embeddings.keys[row], embeddings.urls[row]
+        clip = (url, key.rsplit("#", 1)[0] if card.data.crop_length else key, note)
+        if clip not in seen:
+            seen.add(clip)
+            entries.append({"split": split, "file": url, "key": clip[1], "reason": note})
+    return entries

@@ -22,14 +22,19 @@ from .tasks import TaskCard
 LAYER_MODES = ("all", "weighted")
 
 
-def rounds(card: TaskCard, data: dict[str, SplitData]) -> Iterator[Round]:
-    """Evaluation rounds: train/valid/test once, or each fold held out (trained on the others)."""
+def round_splits(card: TaskCard, splits: list[str]) -> list[tuple[str, list[str], str, str]]:
+    """(round name, train splits, valid split, test split) of each evaluation round: train/valid/test once,
+    or each fold held out (trained on the others, and also its own validation set, as in X-ARES)."""
     if not card.is_k_fold:
-        yield Round("test", data["train"], data["valid"], data["test"])
-        return
-    for held_out in data:
-        train = SplitData.join([data[f] for f in data if f != held_out])
-        yield Round(held_out, train, data[held_out], data[held_out])
+        return [("test", ["train"], "valid", "test")]
+    return [(held_out, [f for f in splits if f != held_out], held_out, held_out) for held_out in splits]
+
+
+def rounds(card: TaskCard, data: dict[str, SplitData]) -> Iterator[Round]:
+    """The evaluation rounds of :func:`round_splits` with their data."""
+    for name, train, valid, test in round_splits(card, list(data)):
+        joined = data[train[0]] if len(train) == 1 else SplitData.join([data[s] for s in train])
+        yield Round(name, joined, data[valid], data[test])
 
 
 def _one_run(ctx: Context, data: dict[str, SplitData]) -> dict[str, Any]:

@@ -96,11 +96,26 @@ def _clean(text: str) -> str:
 # ------------------------------------------------------------------------------------------------------- CTC
 
 
+def ctc_vocabulary(transcripts: list[str]) -> list[str]:
+    """The characters the CTC head can write: those of the lowercased training transcripts (a character seen only
+    in valid or test transcripts can never be transcribed)."""
+    return sorted(set("".join(t.lower() for t in transcripts)))
+
+
+def ctc_min_frames(transcript: str) -> int:
+    """The fewest frames CTC can align ``transcript`` to: one per character, plus a blank between repeated ones.
+
+    A clip with fewer frames has an infinite CTC loss, which the head's ``zero_infinity`` turns into no gradient:
+    the head learns nothing from it."""
+    text = transcript.lower()
+    return len(text) + sum(a == b for a, b in zip(text, text[1:]))
+
+
 class _CtcHead:
     """Per-frame MLP over a character vocabulary, CTC loss, greedy decoding."""
 
     def __init__(self, dim: int, transcripts: list[str], device: torch.device) -> None:
-        self.chars = sorted(set("".join(t.lower() for t in transcripts)))
+        self.chars = ctc_vocabulary(transcripts)
         self.index = {c: i + 1 for i, c in enumerate(self.chars)}  # 0 is the CTC blank
         hidden = max(2 * dim, 256)
         self.module = torch.nn.Sequential(
