@@ -161,6 +161,20 @@ def test_push_data_dry_run_shows_files_and_card(tmp_path, shards):
     assert "config_name: toy" in out.stdout and "split: fold2" in out.stdout and "path: toy/wds-audio-fold-2-*.tar" in out.stdout
 
 
+def test_push_plan_keeps_each_shards_path_inside_the_task_folder(tmp_path, shards):
+    """Shards of one name in two subfolders were both planned as <task>/<name>: one would overwrite the other."""
+    import shutil
+
+    from xares_hf.data.hub_publish import plan_push
+
+    for sub in ("a", "b"):
+        shutil.copytree(shards, tmp_path / "data" / "toy" / sub)
+    card = load_task(write_card(tmp_path / "toy.yaml", data={**FOLDS, "fold_pattern": "*/wds-audio-fold-{fold}-*.tar"}))
+    remotes = [remote for _, remote in plan_push([card], tmp_path / "data", "org/x").files]
+    assert sorted(remotes) == ["toy/a/wds-audio-fold-1-000000.tar", "toy/a/wds-audio-fold-2-000000.tar",
+                               "toy/b/wds-audio-fold-1-000000.tar", "toy/b/wds-audio-fold-2-000000.tar"]
+
+
 # Hostile mirrors and records: nothing lands outside the data folder, every fault names record and file.
 
 def _tree(root):

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..tasks.card import TaskCard
-from .shards import shard_files
+from .shards import DataError, shard_files, task_folder
 
 
 @dataclass
@@ -65,15 +65,17 @@ def dataset_card(cards: list[TaskCard], existing_configs: list[dict] | None = No
 
 
 def plan_push(cards: list[TaskCard], data_dir: str | Path, repo_id: str) -> PushPlan:
-    files = []
+    """Every shard of the tasks, each at ``<task>/<its path inside the task folder>`` in the repo (so the card's
+    patterns match there as they do locally, and two shards never share a name)."""
+    files: dict[str, Path] = {}
     for card in cards:
-        seen = set()
+        folder = task_folder(card, data_dir).resolve()
         for split_files in shard_files(card, data_dir).values():
             for f in split_files:
-                if f not in seen:
-                    seen.add(f)
-                    files.append((Path(f), f"{card.name}/{Path(f).name}"))
-    return PushPlan(repo_id, files, cards)
+                remote = f"{card.name}/{Path(f).resolve().relative_to(folder).as_posix()}"
+                if files.setdefault(remote, Path(f)) != Path(f):
+                    raise DataError(f"task '{card.name}': {files[remote]} and {f} would both be uploaded as {remote}")
+    return PushPlan(repo_id, list((local, remote) for remote, local in files.items()), cards)
 
 
 def push(plan: PushPlan, private: bool = False) -> str:
