@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..paths import inside
+
 TaskType = Literal["clip", "frame", "contrastive", "asr"]
 Domain = Literal["speech", "sound", "music"]
 Metric = Literal["accuracy", "mAP", "segmentf1_macro", "segmentf1_micro", "recallatk_r1", "WER_inv"]
@@ -267,10 +269,9 @@ def _read_classes_file(card_path: Path, labels: dict) -> dict:
     field = f"{card_path}: field 'labels.classes_file'"
     if not isinstance(name, str) or not name.strip():
         raise TaskCardError(f"{field}: must be a file name next to the card, got {quoted(name)}")
-    folder = card_path.parent.resolve()
-    file = card_path.parent / name
-    if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts or not file.resolve().is_relative_to(folder):
-        raise TaskCardError(f"{field}: {quoted(name)} is outside the card's folder {folder}")
+    folder, file = card_path.parent, card_path.parent / name
+    if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts or not inside(folder, file):
+        raise TaskCardError(f"{field}: {quoted(name)} is outside the card's folder {folder.resolve()}")
     if not file.is_file():
         raise TaskCardError(f"{field}: {file} does not exist")
     try:
