@@ -348,3 +348,10 @@ def test_a_fold_without_usable_samples_is_named(tmp_path):
                        data={"folds": [1, 2, 3], "fold_pattern": "fold{fold}-*.tar"})
     with pytest.raises(ValueError, match=r"task 'toy', split 'fold3': the shards .* hold no usable samples"):
         _run(tmp_path, card, data, "skip")
+
+
+def test_a_bad_label_of_a_cropped_clip_is_one_skipped_sample(tmp_path):
+    train = _clips("train", 12) + [("purple", tone(LOW, 1.0), SR, {"label": "purple"})]  # 1 s: five 0.2 s crops
+    card, data = _task(tmp_path, {"train": train, "valid": _clips("valid"), "test": _clips("test")},
+                       data={"splits": {s: f"{s}-*.tar" for s in ("train", "valid", "test")}, "crop_length": 0.2})
+    assert [s["key"] for s in _run(tmp_path, card, data, "skip").skipped] == ["purple#0"]

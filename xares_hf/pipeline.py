@@ -74,7 +74,7 @@ def _encode(
                              background=device.type != "cpu", on_bad_sample=on_bad_sample,
                              max_duration=card.data.max_duration)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
-    last, crop = None, 0
+    last, crop, checked, bad_label = None, 0, None, False
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
         if isinstance(sample, LeftOut):
             left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason})
@@ -84,13 +84,17 @@ def _encode(
                             "position": sample.position})
             continue
         duration = sample.audio.shape[0] / sampling_rate
-        try:
-            labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
-        except LabelError as err:
-            if on_bad_sample == "error":
-                raise
-            skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": str(err),
-                            "position": sample.position})
+        if (sample.url, sample.position) != checked:  # a clip's crops share its label: checked, and skipped, once
+            checked, bad_label = (sample.url, sample.position), False
+            try:
+                labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
+            except LabelError as err:
+                if on_bad_sample == "error":
+                    raise
+                bad_label = True
+                skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": str(err),
+                                "position": sample.position})
+        if bad_label:
             continue
         crop = crop + 1 if (sample.url, sample.position) == last else 0
         last = (sample.url, sample.position)
