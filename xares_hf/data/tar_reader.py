@@ -2,7 +2,10 @@
 
 WebDataset groups a shard's members by key (the name up to the extension); this reader does the same and
 records what is wrong with a sample's members (absolute or ``..`` paths, links, dotted keys, duplicates, a
-missing audio or JSON member) in the row's ``problem``, so the caller can name the sample. A shard that is
+missing audio or JSON member, a member too large to read) in the row's ``problem``, so the caller can name
+the sample. A member that is no part of a sample (no extension, a hidden file such as ``.DS_Store`` or a
+``._k0.flac`` resource fork) or that a sample carries besides its audio and JSON (``k0.txt``) is not read:
+it becomes a row with ``left_out`` saying why, so that nothing in a shard goes unmentioned. A shard that is
 not a tar, unreadable, or truncated (even exactly at a member boundary) raises :class:`DataError`.
 """
 
@@ -53,6 +56,26 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
+def _too_large(member: tarfile.TarInfo, max_bytes: int) -> str:
+    return (f"member '{show_name(member.name)}' is {member.size} bytes, more than a clip of the card's "
+            f"data.max_duration can reasonably take ({max_bytes} bytes): it was not read "
+            "(raise data.max_duration if the clip is real)")
+
+
+def _no_sample(name: str, ext: str, stem: str) -> str | None:
+    """Why a member belongs to no sample (WebDataset would ignore it without a word), or None."""
+    if not ext:
+        return f"member '{show_name(name)}' has no extension: it belongs to no sample"
+    if not stem or stem.startswith("."):
+        return f"member '{show_name(name)}' is a hidden file (its name starts with a dot): it belongs to no sample"
+    return None
+
+
+def _left_out_row(url: str, name: str, reason: str) -> dict:
+    return {"__key__": name, "__url__": url, "audio": None, "audio_member": None, "json": None, "problem": None,
+            "left_out": reason}
+
+
 def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | None, str | None]], earlier: set[str]) -> dict:
     """One dataset row from a sample's members ``(name, ext, stem, data, problem)``, with the first problem found."""
     names = [name for name, *_ in members]
@@ -79,7 +102,17 @@ def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | N
         "audio_member": audio[0][0] if audio else None,
         "json": metadata[0] if metadata else None,
         "problem": problems[0] if problems else None,
+        "left_out": None,
     }
+
+
+def _extra_members(url: str, members: list[tuple[str, str, str, bytes | None, str | None]]) -> list[dict]:
+    """Rows for a sample's members that are neither its audio nor its JSON: not read, and said so."""
+    return [
+        _left_out_row(url, name, f"member '{show_name(name)}' is neither audio ({', '.join(AUDIO_EXTENSIONS)}) "
+                                 "nor JSON: it was not read")
+        for name, ext, _, _, problem in members if problem is None and ext != "json" and ext not in AUDIO_EXTENSIONS
+    ]
 
 
 def _end_of_archive(ending: list[Exception], last: str | None) -> str | None:
@@ -106,8 +139,11 @@ def _shard_error(err: Exception, last: str | None) -> str:
     return one_line(err)
 
 
-def _read_shard(url: str, task: str, split: str) -> Iterator[dict]:
-    """The samples of one shard as rows of raw bytes, in order; problems of a sample go in its ``problem``."""
+def _read_shard(url: str, task: str, split: str, max_bytes: int | None) -> Iterator[dict]:
+    """The samples of one shard as rows of raw bytes, in order; problems of a sample go in its ``problem``.
+
+    Rows of members left out (``left_out`` set) come in the shard's order too; a member of more than
+    ``max_bytes`` is not read (its sample's ``problem`` says so)."""
     import fsspec
 
     def unreadable(why: str) -> DataError:
@@ -125,7 +161,7 @@ def _read_shard(url: str, task: str, split: str) -> Iterator[dict]:
                 raise
 
     earlier: set[str] = set()
-    held: list[dict] = []  # samples seen before the shard's first audio member
+    held: list[dict] = []  # rows seen before the shard's first audio member
     seen_audio = False
     key, members, last = None, [], None
     try:
@@ -139,21 +175,26 @@ def _read_shard(url: str, task: str, split: str) -> Iterator[dict]:
                 tar.members = []  # tarfile keeps every header otherwise
                 last = member.name
                 if member.isdir():
-                    continue
+                    continue  # a folder holds no data: nothing of it can be left out
                 name_key, ext, stem = _split_name(member.name)
                 problem = _member_problem(member)
-                if problem is None and (not ext or stem.startswith(".") or not stem):
-                    continue  # no WebDataset key (README, .hidden, ._resource-fork): not part of a sample
-                data = tar.extractfile(member).read() if member.isfile() else None
+                outside = _no_sample(member.name, ext, stem) if problem is None else None
+                if outside:  # no WebDataset key (README, .DS_Store, ._k0.flac resource fork)
+                    held.append(_left_out_row(url, member.name, outside))
+                    continue
+                wanted = problem is None and (ext == "json" or ext in AUDIO_EXTENSIONS)
+                if wanted and max_bytes is not None and member.size > max_bytes:
+                    problem, wanted = _too_large(member, max_bytes), False  # before tarfile reads it whole
+                data = tar.extractfile(member).read() if wanted else None
                 seen_audio = seen_audio or ext in AUDIO_EXTENSIONS
                 if name_key != key and members:
-                    row = _sample_row(url, key, members, earlier)
+                    held.append(_sample_row(url, key, members, earlier))
+                    held += _extra_members(url, members)
                     earlier.add(key)
-                    held.append(row)
-                    if seen_audio:
-                        yield from held
-                        held = []
                     members = []
+                if seen_audio:
+                    yield from held
+                    held = []
                 key = name_key
                 members.append((member.name, ext, stem, data, problem))
             why = _end_of_archive(ending, last)
@@ -170,10 +211,11 @@ def _read_shard(url: str, task: str, split: str) -> Iterator[dict]:
         )
     if members:
         held.append(_sample_row(url, key, members, earlier))
+        held += _extra_members(url, members)
     yield from held
 
 
-def read_shards(files: list[str], task: str, split: str) -> Iterator[dict]:
-    """The rows of every shard, in order."""
+def read_shards(files: list[str], task: str, split: str, max_bytes: int | None = None) -> Iterator[dict]:
+    """The rows of every shard, in order; members larger than ``max_bytes`` are refused without being read."""
     for url in files:
-        yield from _read_shard(url, task, split)
+        yield from _read_shard(url, task, split, max_bytes)
