@@ -16,6 +16,11 @@ import torch
 
 REQUIRED_ATTRIBUTES = ("sampling_rate", "output_dim", "hop_size_in_ms")
 
+# Rates an encoder may take, in Hz. Below 4 kHz (2 kHz of bandwidth, half of telephone speech) resampled audio
+# keeps too little of any task's sound to be worth scoring, and a few Hz or 100 Hz make the resampler fail on
+# every clip, blaming the audio; 384 kHz is the highest rate audio formats and converters use.
+SAMPLING_RATES = (4_000, 384_000)
+
 
 class EncoderContractError(TypeError):
     """An encoder does not meet the contract; the message lists every problem found."""
@@ -58,10 +63,18 @@ def _check_attributes(encoder: object) -> list[str]:
         value = getattr(encoder, attr, None)
         if value is None:
             problems.append(f"attribute '{attr}' is missing")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             problems.append(f"attribute '{attr}' must be a positive number, got {value!r}")
     if not problems and int(encoder.output_dim) != encoder.output_dim:
         problems.append(f"attribute 'output_dim' must be an integer, got {encoder.output_dim!r}")
+    rate = getattr(encoder, "sampling_rate", None)
+    if not problems and int(rate) != rate:
+        problems.append(f"attribute 'sampling_rate' must be a whole number of Hz, got {rate!r}")
+    elif not problems and not SAMPLING_RATES[0] <= rate <= SAMPLING_RATES[1]:
+        problems.append(
+            f"attribute 'sampling_rate' must be between {SAMPLING_RATES[0]} and {SAMPLING_RATES[1]} Hz, got {rate!r}: "
+            "no audio can be resampled sensibly to that rate"
+        )
     return problems
 
 
@@ -229,9 +242,17 @@ def encode_batch(
         return frames
     device = _device_of(encoder)
     longest = max(lengths)
-    batch = torch.zeros(len(waves), longest)
-    for i, w in enumerate(waves):
-        batch[i, : lengths[i]] = torch.as_tensor(np.asarray(w, dtype=np.float32))
+    try:
+        batch = torch.zeros(len(waves), longest)
+        for i, w in enumerate(waves):
+            batch[i, : lengths[i]] = torch.as_tensor(np.asarray(w, dtype=np.float32))
+    except (RuntimeError, MemoryError) as err:  # padding the clips to the longest did not fit in memory
+        raise EncoderContractError(_format(encoder, [
+            f"cannot pad {where} into one batch of shape ({len(waves)}, {longest}) "
+            f"({len(waves) * longest * 4 / 2**30:.3g} GiB of float32): {type(err).__name__}: {str(err).strip().splitlines()[0]}",
+            "hint: set the card's data.crop_length to cut long clips, lower data.max_duration to refuse them, "
+            "or lower probe.batch_size_encode",
+        ])) from err
     call = f"forward(audio of shape {tuple(batch.shape)})"
     try:
         out = _forward(encoder, batch.to(device))

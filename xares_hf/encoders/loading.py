@@ -10,7 +10,7 @@ import torch
 
 from .baseline import LogMelEncoder
 from .contract import EncoderContractError, check_encoder
-from .module_file import load_module_file
+from .module_file import error_line, load_module_file
 from .transformers_encoder import TransformersEncoder
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
@@ -119,6 +119,8 @@ def _from_pretrained(
             f"cannot load transformers model '{name}': {err}\n"
             "  (offline? set HF_HUB_OFFLINE=1 and make sure the model is in the Hub cache, or pass a local folder)"
         ) from err
+    except Exception as err:  # weights that refuse to load: a pickle torch.load will not run, a damaged file
+        raise EncoderContractError(f"cannot load transformers model '{name}': {error_line(err)}") from err
     if local.is_dir():
         rev = f"weights-sha256:{folder_weights_hash(local)}"
     else:
