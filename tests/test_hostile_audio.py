@@ -25,7 +25,7 @@ import soundfile as sf
 import xares_hf
 from helpers import tone, write_card
 from xares_hf import evaluate
-from xares_hf.data import AudioSample, DataError, LeftOut, SkippedSample, encode_audio, iter_audio, write_shards
+from xares_hf.data import AudioSample, DataError, LeftOut, encode_audio, iter_audio, prefetch_audio, write_shards
 
 SR = 16_000
 META = json.dumps({"label": "low"}).encode()
@@ -304,3 +304,21 @@ def test_a_run_lists_what_it_left_out_in_both_modes(tmp_path):
                            output_dir=tmp_path / f"out-{mode}", on_bad_sample=mode, knn=False)
         assert [(x["split"], x["key"], x["reason"]) for x in results["toy"].left_out] == [
             ("train", "README", "member 'README' has no extension: it belongs to no sample")]
+
+
+def test_two_json_members_of_one_sample_are_a_bad_sample(tmp_path):
+    shard = _tar(tmp_path / "s.tar", _good("k0") + [_good("k1")[0], ("k1.json", META), ("k1.JSON", b'{"label": "high"}')] + _good("k2"))
+    reason = "more than one JSON member ('k1.json', 'k1.JSON')"
+    with pytest.raises(DataError) as err:
+        list(iter_audio([shard], SR, "toy", "train"))
+    assert str(err.value) == _prefix(shard) + reason
+    out = list(iter_audio([shard], SR, "toy", "train", on_bad_sample="skip"))
+    assert [(type(s).__name__, s.key, getattr(s, "reason", None)) for s in out] == [
+        ("AudioSample", "k0", None), ("SkippedSample", "k1", reason), ("AudioSample", "k2", None)]
+
+
+def test_background_decoding_passes_left_out_members_on(tmp_path):
+    shard = _with_strays(tmp_path / "s.tar")
+    out = list(prefetch_audio([shard], SR, "toy", "train", background=True))
+    assert sorted((s.key, s.reason) for s in out if isinstance(s, LeftOut)) == sorted(STRAYS)
+    assert [s.key for s in out if isinstance(s, AudioSample)] == ["clips/k0", "clips/k1"]

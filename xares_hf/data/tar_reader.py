@@ -80,7 +80,7 @@ def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | N
     """One dataset row from a sample's members ``(name, ext, stem, data, problem)``, with the first problem found."""
     names = [name for name, *_ in members]
     audio = [(name, data) for name, ext, _, data, _ in members if ext in AUDIO_EXTENSIONS]
-    metadata = [data for _, ext, _, data, _ in members if ext == "json"]
+    metadata = [(name, data) for name, ext, _, data, _ in members if ext == "json"]
     problems = [problem for *_, problem in members if problem]
     problems += [
         f"key contains a dot (member '{show_name(name)}'); keys must not contain dots in WebDataset"
@@ -91,6 +91,8 @@ def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | N
         problems.append("duplicate key: an earlier sample of this shard has the same key")
     if len(audio) > 1:
         problems.append("more than one audio member (" + ", ".join(f"'{show_name(name)}'" for name, _ in audio) + ")")
+    if len(metadata) > 1:  # k0.json and k0.JSON: which one holds the label?
+        problems.append("more than one JSON member (" + ", ".join(f"'{show_name(name)}'" for name, _ in metadata) + ")")
     if not audio:
         problems.append(f"no audio member (expected '{show_name(key)}.{{{','.join(AUDIO_EXTENSIONS[:4])},...}}')")
     if not metadata:
@@ -100,7 +102,7 @@ def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | N
         "__url__": url,
         "audio": {"bytes": audio[0][1], "path": None} if audio and audio[0][1] is not None else None,
         "audio_member": audio[0][0] if audio else None,
-        "json": metadata[0] if metadata else None,
+        "json": metadata[0][1] if metadata else None,
         "problem": problems[0] if problems else None,
         "left_out": None,
     }
