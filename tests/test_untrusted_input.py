@@ -193,6 +193,23 @@ BAD_RESULTS = [
     (_set("encoder", "id", ["a"]), r"field 'encoder\.id' must be a string, got \['a'\]"),
     (_set("run", "device", float("nan")), r"field 'run\.device' must be a finite number, got nan"),
     (_set("created", 20261127), r"field 'created' must be a string, got int 20261127"),
+    # what the types cannot say: forged derived numbers, names that are not one line, unknown vocabularies
+    (_set("tasks", 0, "mlp_score", 0.05), r"field 'tasks\[0\]\.mlp_score' is 0.05, but recomputed from accuracy 0.75 it is 0.75"),
+    (_set("tasks", 0, "knn_score", 1.0), r"field 'tasks\[0\]\.knn_score' is 1.0, but recomputed from accuracy 0.5 it is 0.5"),
+    (_set("averages", "mlp", 0.999), r"field 'averages\.mlp' is 0.999, but recomputed from the tasks' values it is 0.75"),
+    (_set("tasks", 0, "seed_runs", [{"seed": 42, "mlp": 0.75, "mlp_score": 0.75, "knn": 0.5, "knn_score": 0.5}]),
+     r"field 'tasks\[0\]\.seed_runs' has one run"),
+    (_set("tasks", 0, "seed_runs", [{"seed": 42, "mlp": 0.7, "mlp_score": 0.7, "knn": 0.5, "knn_score": 0.5},
+                                    {"seed": 43, "mlp": 0.9, "mlp_score": 0.9, "knn": 0.5, "knn_score": 0.5}]),
+     r"field 'tasks\[0\]\.mlp' is 0.75, but recomputed from the mean of its seed runs it is 0.8"),
+    (_set("encoder", "id", "org/enc\x1b[2J\nforged"), r"field 'encoder\.id' holds the control character '\\x1b'"),
+    (_set("tasks", 0, "formal_name", "Toy\u2028task"), r"field 'tasks\[0\]\.formal_name' holds the control character"),
+    (_set("tasks", 0, "metric", "made_up"), r"field 'tasks\[0\]\.metric' = 'made_up' is not a known metric"),
+    (_set("tasks", 0, "task_type", "oracle"), r"field 'tasks\[0\]\.task_type' = 'oracle' is not a known task type"),
+    (_set("tasks", 0, "eval_weight", -5), r"field 'tasks\[0\]\.eval_weight' must not be negative"),
+    (lambda d: d["tasks"].append(dict(d["tasks"][0])), r"field 'tasks\[1\]\.name': task 'toy' appears twice"),
+    (_set("tasks", 0, "details", "x", [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]),
+     r"JSON nested 37 levels deep; a results file has at most 32"),
 ]
 
 
@@ -213,6 +230,8 @@ def test_results_files_off_the_schema_are_refused_naming_file_and_field(results_
         (b'{"schema_version": 1, "schema_version": 1}', r"not valid JSON \(duplicate key 'schema_version'\)"),
         (b"[1, 2]", r"not an xares-hf results file \(a JSON object\), got list"),
         (b"__import__('os').system('touch pwned')", r"not valid JSON"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", r"JSON nested 100001 levels deep"),
+        (b'{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"[[["}', r"field 'schema_version' is None"),
     ],
 )
 def test_files_that_are_not_json_objects_are_refused(tmp_path, raw, message):

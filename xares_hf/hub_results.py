@@ -38,10 +38,9 @@ Notes on the mapping:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import html
-import math
+import json
 import os
 import re
 import unicodedata
@@ -50,8 +49,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .results import Results, TaskResult
-from .scoring import METRICS
+from .results import Results, TaskResult, validate_results
 
 DEFAULT_DATASET_REPO = "xares/xares-benchmark"
 EVAL_RESULTS_FOLDER = ".eval_results"
@@ -107,21 +105,19 @@ def _plain(value: Any, field: str) -> None:
         raise CardError(f"field '{field}' is {len(value)} characters long; at most {_MAX_TEXT} are published")
 
 
-def _finite(value: Any, field: str, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise CardError(f"field '{field}' must be a finite number, got {value!r}")
-
-
 def check_exportable(results: Results, model_name: str | None = None, dataset_repo: str = DEFAULT_DATASET_REPO) -> None:
     """Refuse (:class:`CardError`, naming the field) results whose names or numbers could not be published as they are.
 
-    Every string that reaches a card or a YAML file is one line of plain text, task names are task ids, metrics and
-    task types are known, ``created`` is an ISO date and every number is finite: nothing in a results file can add
-    YAML entries or markdown structure to what is published."""
+    The results must pass the results schema (:func:`~xares_hf.results.validate_results`: plain-text names, known
+    metrics and task types, finite numbers, derived scores and averages equal to the recomputed ones); on top of that,
+    what publishing needs: a repo id, task names that are task ids, names short enough to show, an ISO date. Nothing
+    in a results file can add YAML entries or markdown structure to what is published."""
     if not isinstance(dataset_repo, str) or not _REPO_ID.fullmatch(dataset_repo):
         raise CardError(f"benchmark dataset repo {str(dataset_repo)[:60]!r} is not a Hub repo id (org/name)")
+    try:
+        validate_results(json.loads(json.dumps(results.to_dict())), "results")
+    except (ValueError, TypeError) as err:
+        raise CardError(str(err).removeprefix("results: ")) from None
     enc = results.encoder
     texts: dict[str, Any] = {"encoder.id": enc.get("id"), "created": results.created, "xares_hf_version": results.xares_hf_version}
     if model_name is not None:
@@ -131,41 +127,15 @@ def check_exportable(results: Results, model_name: str | None = None, dataset_re
     if enc.get("layer") is not None and (not isinstance(enc["layer"], int) or isinstance(enc["layer"], bool)):
         texts["encoder.layer"] = enc["layer"]  # an index, or a layer mode's name
     for i, t in enumerate(results.tasks):
-        for key in ("name", "formal_name", "domain", "task_type", "metric"):
-            texts[f"tasks[{i}].{key}"] = getattr(t, key)
+        texts[f"tasks[{i}].formal_name"] = t.formal_name
+        if not _TASK_NAME.fullmatch(t.name):
+            raise CardError(f"field 'tasks[{i}].name' = {t.name!r} is not a task id (letters, digits, _ . -)")
     for field, value in texts.items():
         _plain(value, field)
     try:
         _dt.datetime.fromisoformat(results.created)
     except ValueError:
         raise CardError(f"field 'created' must be an ISO 8601 date, got {results.created[:60]!r}") from None
-    seen = set()
-    for i, t in enumerate(results.tasks):
-        where = f"tasks[{i}]"
-        if not _TASK_NAME.fullmatch(t.name):
-            raise CardError(f"field '{where}.name' = {t.name!r} is not a task id (letters, digits, _ . -)")
-        if t.name in seen:
-            raise CardError(f"field '{where}.name': task {t.name!r} appears twice")
-        seen.add(t.name)
-        if t.metric not in METRICS:
-            raise CardError(f"field '{where}.metric' = {t.metric!r} is not a known metric ({', '.join(METRICS)})")
-        if t.task_type not in HUB_TASK_TYPES:
-            raise CardError(f"field '{where}.task_type' = {t.task_type!r} is not a known task type ({', '.join(HUB_TASK_TYPES)})")
-        _finite(t.mlp, f"{where}.mlp")
-        _finite(t.knn, f"{where}.knn", optional=True)
-        _finite(t.eval_weight, f"{where}.eval_weight")
-        if t.eval_weight < 0:
-            raise CardError(f"field '{where}.eval_weight' must not be negative, got {t.eval_weight!r}")
-        for key in ("eval_size", "seed"):
-            if not isinstance(getattr(t, key), int) or isinstance(getattr(t, key), bool):
-                raise CardError(f"field '{where}.{key}' must be an integer, got {getattr(t, key)!r}")
-    fresh = dataclasses.replace(results, averages=None).averages  # as Results computes them from the tasks
-    for key, value in (results.averages or {}).items():
-        _finite(value, f"averages.{key}", optional=True)
-    for key in PROBES:
-        stored, recomputed = (results.averages or {}).get(key), fresh.get(key)
-        if (stored is None) != (recomputed is None) or (stored is not None and abs(stored - recomputed) > 1e-6):
-            raise CardError(f"field 'averages.{key}' is {stored!r}, but the tasks' values give {recomputed!r}")
 
 
 def _averages(results: Results) -> list[tuple[str, float]]:

@@ -6,6 +6,8 @@ import dataclasses
 import datetime as _dt
 import json
 import math
+import typing
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,13 @@ from typing import Any
 import numpy as np
 
 from .paths import atomic_write_text, child_path, safe_component
-from .scoring import aggregate
+from .scoring import METRICS, aggregate
+from .tasks.card import TaskType
 from .version import __version__
 
 SCHEMA_VERSION = 1
+MAX_DEPTH = 32  # JSON nesting a results file may have (it needs 5); deeper is refused before any recursion
+SCORE_TOLERANCE = 1e-6  # how far a stored derived number may be from the one recomputed from the raw values
 
 
 @dataclass
@@ -143,10 +148,13 @@ class Results:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as err:
             raise ValueError(f"results file {path}: not valid UTF-8 ({err})") from None
+        depth = _nesting(text)
+        if depth > MAX_DEPTH:
+            raise ValueError(f"results file {path}: JSON nested {depth} levels deep; a results file has at most {MAX_DEPTH}")
         try:
             data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except ValueError as err:
-            raise ValueError(f"results file {path}: not valid JSON ({err})") from None
+        except (ValueError, RecursionError) as err:
+            raise ValueError(f"results file {path}: not valid JSON ({one_line(err)})") from None
         return cls.from_dict(data, source=f"results file {path}")
 
     def to_pandas(self):
@@ -188,6 +196,27 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         data[key] = value
     return data
+
+
+def _nesting(text: str) -> int:
+    """How deeply the JSON text nests arrays and objects, counted without parsing (brackets inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def one_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
 
 def _short(value: Any) -> str:
@@ -304,6 +333,72 @@ def validate_results(data: Any, source: str = "results") -> None:
         name = task.get("name") if isinstance(task, dict) else None
         note = f" (task {_short(name)})" if isinstance(name, str) else ""
         _check_object(task, TaskResult, f"tasks[{i}]", source, note=note)
+    _check_meaning(data, source)
+
+
+_SHOWN_TASK_TEXT = ("name", "formal_name", "domain", "task_type", "metric")
+
+
+def _plain(value: Any, where: str, source: str) -> None:
+    """A name that is shown or published: one line, no control, format or line-separator characters."""
+    if value is None or isinstance(value, (int, float)):
+        return
+    bad = next((c for c in str(value) if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None or value == "":
+        what = f"holds the control character {bad!r}" if bad is not None else "is empty"
+        raise ValueError(f"{source}: field '{where}' {what} ({_short(value)}); names are one line of plain text")
+
+
+def _check_meaning(data: dict, source: str) -> None:
+    """What the types cannot say: names are plain text, metrics and task types known, weights non-negative, each
+    task once, and every derived number (normalised scores, seed means and spreads, averages) equal to the one
+    recomputed from the raw values, so a forged score in a file can never rank."""
+    for key in ("id", "revision", "layer"):
+        _plain(data["encoder"].get(key), f"encoder.{key}", source)
+    _plain(data["created"], "created", source)
+    _plain(data["xares_hf_version"], "xares_hf_version", source)
+    seen: set[str] = set()
+    for i, t in enumerate(data["tasks"]):
+        where = f"tasks[{i}]"
+        for key in _SHOWN_TASK_TEXT:
+            _plain(t[key], f"{where}.{key}", source)
+        if t["name"] in seen:
+            raise ValueError(f"{source}: field '{where}.name': task {t['name']!r} appears twice")
+        seen.add(t["name"])
+        if t["metric"] not in METRICS:
+            raise ValueError(f"{source}: field '{where}.metric' = {_short(t['metric'])} is not a known metric ({', '.join(METRICS)})")
+        if t["task_type"] not in typing.get_args(TaskType):
+            raise ValueError(f"{source}: field '{where}.task_type' = {_short(t['task_type'])} is not a known task type")
+        if t["eval_weight"] < 0:
+            raise ValueError(f"{source}: field '{where}.eval_weight' must not be negative, got {t['eval_weight']!r}")
+        _check_derived(t, where, source)
+    fresh = Results(encoder=data["encoder"], tasks=[TaskResult(**t) for t in data["tasks"]]).averages
+    for key, stored in data["averages"].items():
+        _same(stored, fresh.get(key), f"averages.{key}", "the tasks' values", source)
+
+
+def _check_derived(t: dict, where: str, source: str) -> None:
+    """A task's normalised scores, and with several seeds its means and spreads, against its raw values."""
+    runs = t.get("seed_runs") or []
+    if len(runs) == 1:
+        raise ValueError(f"{source}: field '{where}.seed_runs' has one run; it is empty for one seed and lists every seed otherwise")
+    raw = [(t["metric"], t["mlp"], "mlp_score", t), ("accuracy", t["knn"], "knn_score", t)]
+    raw += [(m, r.get(p), f"{p}_score", r) for r in runs for m, p in ((t["metric"], "mlp"), ("accuracy", "knn"))]
+    values = [(metric, value) for metric, value, _, _ in raw if value is not None]
+    scores = iter(aggregate([v for _, v in values], [1.0] * len(values), [m for m, _ in values])[0])
+    for metric, value, key, holder in raw:
+        label = f"{where}.{key}" if holder is t else f"{where}.seed_runs[{runs.index(holder)}].{key}"
+        _same(holder.get(key), None if value is None else next(scores), label, f"{metric} {value!r}", source)
+    for probe in ("mlp", "knn"):
+        values = [r.get(probe) for r in runs]
+        if runs and None not in values:
+            _same(t[probe], float(np.mean(values)), f"{where}.{probe}", "the mean of its seed runs", source)
+            _same(t.get(f"{probe}_std"), float(np.std(values, ddof=1)), f"{where}.{probe}_std", "its seed runs", source)
+
+
+def _same(stored: Any, recomputed: float | None, where: str, basis: str, source: str) -> None:
+    if (stored is None) != (recomputed is None) or (stored is not None and abs(stored - recomputed) > SCORE_TOLERANCE):
+        raise ValueError(f"{source}: field '{where}' is {_short(stored)}, but recomputed from {basis} it is {_short(recomputed)}")
 
 
 def _fmt(value: float | None, std: float | None = None) -> str:
