@@ -59,13 +59,13 @@ print("BENCH" + json.dumps({{"wall_s": wall, "phases": profiling.totals(), "peak
 
 
 def count_clips(data: Path, cards: Path) -> int:
-    from xares_hf.data import iter_audio, shard_files
+    from xares_hf.data import AudioSample, iter_audio, shard_files
     from xares_hf.tasks import load_tasks
 
     total = 0
     for card in load_tasks([cards]):
         for split, files in shard_files(card, data).items():
-            total += sum(1 for _ in iter_audio(files, 16_000, card.name, split))
+            total += sum(isinstance(s, AudioSample) for s in iter_audio(files, 16_000, card.name, split))
     return total
 
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from helpers import tone
-from xares_hf.data import AudioSample, DataError, SkippedSample, encode_audio, iter_audio, prefetch_audio, write_shards
+from xares_hf.data import AudioSample, DataError, LeftOut, SkippedSample, encode_audio, iter_audio, prefetch_audio, write_shards
 
 SR = 16_000
 META = json.dumps({"label": "low"}).encode()
@@ -226,7 +226,9 @@ def test_folders_and_members_without_a_key_are_not_samples(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    assert [(s.key, s.position) for s in iter_audio([str(shard)], SR, "toy", "train")] == [("clips/k0", 0)]
+    out = list(iter_audio([str(shard)], SR, "toy", "train"))
+    assert [(s.key, s.position) for s in out if not isinstance(s, LeftOut)] == [("clips/k0", 0)]
+    assert sorted(s.key for s in out if isinstance(s, LeftOut)) == [".DS_Store", "README", "clips/._k0.flac"]
 
 
 # ------------------------------------------------------------------------------------------- shards

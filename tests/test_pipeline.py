@@ -149,6 +149,25 @@ def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(
     assert all(len(batch) <= size for batch in encoder.batches)
 
 
+def test_the_audio_waiting_to_be_encoded_is_bounded_in_bytes(tmp_path, monkeypatch):
+    """Long clips fill the sort window by bytes before they fill it by count: a window then holds less audio."""
+    from xares_hf import pipeline
+    from xares_hf.embedding_cache import EmbeddingCache
+    from xares_hf.encoders import load_encoder
+    from xares_hf.tasks import LabelEncoder, load_task
+
+    items = [(f"k{i:02d}", tone(300.0, 0.5 + 0.01 * (9 - i)), 16_000, {"label": "low"}) for i in range(10)]
+    files = write_shards(items, tmp_path / "train-%03d.tar")
+    card = load_task(write_card(tmp_path / "toy.yaml"))
+    monkeypatch.setattr(pipeline, "SORT_WINDOW_BYTES", 3 * 8_000 * 4)  # three 0.5 s clips of float32
+    encoder = load_encoder(_CausalRecordingEncoder())
+    split, _ = pipeline.encode_split(encoder, card, "train", files, LabelEncoder(card.labels, card.name), EmbeddingCache(tmp_path / "c"))
+    assert split.keys == [f"k{i:02d}" for i in range(10)]
+    # windows of 3 clips, each sorted shortest first; without the byte bound one sorted window of all 10
+    assert sum(encoder.batches, [])[:3] == sorted(int(round((0.5 + 0.01 * (9 - i)) * 16_000)) for i in range(3))
+    assert max(len(batch) for batch in encoder.batches) <= 3
+
+
 def test_an_unreadable_cache_entry_is_encoded_again_not_trusted(tiny_suite, tmp_path):
     cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
     first = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)

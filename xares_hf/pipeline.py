@@ -27,6 +27,8 @@ from .tasks.audit import not_scored, repeated_samples
 # clips are encoded in batches of similar length, sorted within windows of this many batches: padding falls
 # from up to 1.95x the audio to about 1.1x on the mini suite's speech tasks, while the audio held waiting stays small
 SORT_WINDOW_BATCHES = 8
+# ... or fewer when the clips waiting hold this much audio (long clips: 8 batches of 16 one-hour clips would be 29 GB)
+SORT_WINDOW_BYTES = 512 << 20
 
 
 def _encode(
@@ -106,7 +108,7 @@ def _encode(
         pending.append((len(pooled), sample.audio))
         pooled.append(None)
         frames.append(None)
-        if len(pending) == SORT_WINDOW_BATCHES * size:
+        if len(pending) == SORT_WINDOW_BATCHES * size or sum(a.nbytes for _, a in pending) >= SORT_WINDOW_BYTES:
             flush()
     flush()
     dim = int(encoder.output_dim)
