@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import time
 
-import numpy as np
 import pytest
 import yaml
 

@@ -4,8 +4,6 @@ encoder (file and line, attribute, or samples and lengths) and what went wrong; 
 
 from __future__ import annotations
 
-import io
-import textwrap
 
 import numpy as np
 import pytest

@@ -62,10 +62,12 @@ def test_safe_component_never_gives_two_names_one_folder():
 
 
 def _results(encoder_id: str, layer=None, tasks: int = 1) -> Results:
-    task = TaskResult(name="t", formal_name="T", domain="speech", task_type="clip", metric="accuracy", mlp=0.5,
-                      mlp_score=0.5, knn=None, knn_score=None, eval_weight=1.0, eval_size=10, seed=0)
     encoder = {"id": encoder_id} | ({} if layer is None else {"layer": layer})
-    return Results(encoder=encoder, tasks=[task] * tasks)
+    return Results(encoder=encoder, tasks=[
+        TaskResult(name=f"t{i}", formal_name="T", domain="speech", task_type="clip", metric="accuracy", mlp=0.5,
+                   mlp_score=0.5, knn=None, knn_score=None, eval_weight=1.0, eval_size=10, seed=0)
+        for i in range(tasks)
+    ])
 
 
 def test_encoder_ids_that_neutralise_alike_are_saved_apart(tmp_path):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,7 +249,7 @@ def test_push_commits_merged_card_and_eval_results(results_file, tmp_path, monke
 FORGED = "x\n- task_id: esc50/mlp\n  value: 0.999"
 
 
-def _hostile_file(tmp_path, edit) -> "Path":
+def _hostile_file(tmp_path, edit) -> Path:
     data = json.loads(json.dumps(Results(encoder={"id": "org/encoder", "revision": "abc123", "layer": None},
                                          tasks=[_task("esc50", "ESC-50", "sound", "clip", "accuracy", 0.5, knn=0.4)],
                                          created="2025-01-15T10:30:00+00:00").to_dict()))

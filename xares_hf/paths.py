@@ -15,6 +15,8 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path, PureWindowsPath
+
+from .messages import quoted
 from typing import BinaryIO, Iterator
 
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
@@ -70,7 +72,7 @@ def child_path(root: str | Path, name: str, what: str, error: type[Exception] = 
     if path is not None and not inside(root, path):
         problem = f"it leads outside {root} (through a symbolic link)"
     if problem is not None:
-        raise error(f"{what} {_show(name)}: {problem}; refused")
+        raise error(f"{what} {quoted(name)}: {problem}; refused")
     return path
 
 
@@ -140,8 +142,3 @@ def inside(root: str | Path, path: str | Path) -> bool:
     come from a pattern or a card rather than one name: check each match)."""
     real_root = os.path.realpath(root)
     return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
-
-
-def _show(name: object) -> str:
-    text = repr(name)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling
-from .data import DataError, LeftOut, SkippedSample, prefetch_audio, shard_files
+from .data import DataError, LeftOut, SkippedSample, clip_key, prefetch_audio, shard_files
 from .data.shards import unused_shards
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
@@ -342,19 +342,21 @@ def _without(embeddings: SplitEmbeddings, rows: list[int]) -> SplitEmbeddings:
         return embeddings
     dropped = set(rows)
     keep = [i for i in range(len(embeddings)) if i not in dropped]
-    pick = lambda values: [values[i] for i in keep]  # noqa: E731
+
+    def pick(values: list) -> list:
+        return [values[i] for i in keep]
+
     return SplitEmbeddings(embeddings.pooled[keep], pick(embeddings.keys), pick(embeddings.urls), pick(embeddings.metas),
                            embeddings.durations[keep], None if embeddings.frames is None else pick(embeddings.frames),
                            embeddings.skipped, embeddings.left_out)
 
 
 def _label_notes(card: TaskCard, split: str, embeddings: SplitEmbeddings, notes: list[tuple[int, str]]) -> list[dict]:
-    """``left_out`` entries for what the labels hold that is not used, once per clip (not per crop: the data stream
-    names a clip's crops ``<key>#<i>``)."""
+    """``left_out`` entries for what the labels hold that is not used, once per clip (not once per crop)."""
     entries, seen = [], set()
     for row, note in notes:
         key, url = embeddings.keys[row], embeddings.urls[row]
-        clip = (url, key.rsplit("#", 1)[0] if card.data.crop_length else key, note)
+        clip = (url, clip_key(key, card.data.crop_length is not None), note)
         if clip not in seen:
             seen.add(clip)
             entries.append({"split": split, "file": url, "key": clip[1], "reason": note})

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .messages import one_line, quoted
 from .paths import atomic_write_text, child_path, safe_component
 from .scoring import METRICS, aggregate
 from .tasks.card import TaskType
@@ -215,15 +216,6 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def one_line(err: BaseException) -> str:
-    return (str(err).splitlines() or [type(err).__name__])[0][:200]
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -247,17 +239,17 @@ def _check_value(value: Any, kind: str, where: str, source: str) -> None:
     elif kind == "float":
         ok = _is_number(value) and math.isfinite(value)
         if _is_number(value) and not ok:
-            raise ValueError(f"{source}: field '{where}' must be a finite number, got {_short(value)}")
+            raise ValueError(f"{source}: field '{where}' must be a finite number, got {quoted(value)}")
     elif kind.startswith("dict[str,") and kind.endswith("]"):
         if not isinstance(value, dict):
-            raise ValueError(f"{source}: field '{where}' must be a JSON object, got {type(value).__name__} {_short(value)}")
+            raise ValueError(f"{source}: field '{where}' must be a JSON object, got {type(value).__name__} {quoted(value)}")
         inner = kind[len("dict[str,") : -1]
         for key, item in value.items():
             _check_value(item, inner, f"{where}.{key}", source)
         return
     elif kind.startswith("list[") and kind.endswith("]"):
         if not isinstance(value, list):
-            raise ValueError(f"{source}: field '{where}' must be a JSON list, got {type(value).__name__} {_short(value)}")
+            raise ValueError(f"{source}: field '{where}' must be a JSON list, got {type(value).__name__} {quoted(value)}")
         for i, item in enumerate(value):
             _check_value(item, kind[len("list[") : -1], f"{where}[{i}]", source)
         return
@@ -266,13 +258,13 @@ def _check_value(value: Any, kind: str, where: str, source: str) -> None:
         return
     if not ok:
         expected = {"str": "a string", "int": "an integer", "bool": "true or false", "float": "a finite number"}[kind]
-        raise ValueError(f"{source}: field '{where}' must be {expected}, got {type(value).__name__} {_short(value)}")
+        raise ValueError(f"{source}: field '{where}' must be {expected}, got {type(value).__name__} {quoted(value)}")
 
 
 def _check_json_numbers(value: Any, where: str, source: str) -> None:
     """Free-form fields may hold any JSON, but no NaN or infinity (which JSON itself does not have)."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{source}: field '{where}' must be a finite number, got {_short(value)}")
+        raise ValueError(f"{source}: field '{where}' must be a finite number, got {quoted(value)}")
     if isinstance(value, dict):
         for key, item in value.items():
             _check_json_numbers(item, f"{where}.{key}", source)
@@ -317,7 +309,7 @@ def validate_results(data: Any, source: str = "results") -> None:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ValueError(
-            f"{source}: field 'schema_version' is {_short(version)}, this xares-hf reads schema_version {SCHEMA_VERSION}"
+            f"{source}: field 'schema_version' is {quoted(version)}, this xares-hf reads schema_version {SCHEMA_VERSION}"
         )
     _check_object(data, Results, "", source, skip=("tasks",))
     for name in ("xares_hf_version", "created", "averages"):  # defaulted in the class, written in every file
@@ -325,13 +317,13 @@ def validate_results(data: Any, source: str = "results") -> None:
             raise ValueError(f"{source}: field '{name}' is missing")
     encoder = data["encoder"]
     if not isinstance(encoder.get("id"), str):
-        raise ValueError(f"{source}: field 'encoder.id' must be a string, got {_short(encoder.get('id'))}")
+        raise ValueError(f"{source}: field 'encoder.id' must be a string, got {quoted(encoder.get('id'))}")
     tasks = data["tasks"]
     if not isinstance(tasks, list):
         raise ValueError(f"{source}: field 'tasks' must be a JSON list, got {type(tasks).__name__}")
     for i, task in enumerate(tasks):
         name = task.get("name") if isinstance(task, dict) else None
-        note = f" (task {_short(name)})" if isinstance(name, str) else ""
+        note = f" (task {quoted(name)})" if isinstance(name, str) else ""
         _check_object(task, TaskResult, f"tasks[{i}]", source, note=note)
     _check_meaning(data, source)
 
@@ -346,7 +338,7 @@ def _plain(value: Any, where: str, source: str) -> None:
     bad = next((c for c in str(value) if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
     if bad is not None or value == "":
         what = f"holds the control character {bad!r}" if bad is not None else "is empty"
-        raise ValueError(f"{source}: field '{where}' {what} ({_short(value)}); names are one line of plain text")
+        raise ValueError(f"{source}: field '{where}' {what} ({quoted(value)}); names are one line of plain text")
 
 
 def _check_meaning(data: dict, source: str) -> None:
@@ -366,9 +358,9 @@ def _check_meaning(data: dict, source: str) -> None:
             raise ValueError(f"{source}: field '{where}.name': task {t['name']!r} appears twice")
         seen.add(t["name"])
         if t["metric"] not in METRICS:
-            raise ValueError(f"{source}: field '{where}.metric' = {_short(t['metric'])} is not a known metric ({', '.join(METRICS)})")
+            raise ValueError(f"{source}: field '{where}.metric' = {quoted(t['metric'])} is not a known metric ({', '.join(METRICS)})")
         if t["task_type"] not in typing.get_args(TaskType):
-            raise ValueError(f"{source}: field '{where}.task_type' = {_short(t['task_type'])} is not a known task type")
+            raise ValueError(f"{source}: field '{where}.task_type' = {quoted(t['task_type'])} is not a known task type")
         if t["eval_weight"] < 0:
             raise ValueError(f"{source}: field '{where}.eval_weight' must not be negative, got {t['eval_weight']!r}")
         _check_derived(t, where, source)
@@ -398,7 +390,7 @@ def _check_derived(t: dict, where: str, source: str) -> None:
 
 def _same(stored: Any, recomputed: float | None, where: str, basis: str, source: str) -> None:
     if (stored is None) != (recomputed is None) or (stored is not None and abs(stored - recomputed) > SCORE_TOLERANCE):
-        raise ValueError(f"{source}: field '{where}' is {_short(stored)}, but recomputed from {basis} it is {_short(recomputed)}")
+        raise ValueError(f"{source}: field '{where}' is {quoted(stored)}, but recomputed from {basis} it is {quoted(recomputed)}")
 
 
 def _fmt(value: float | None, std: float | None = None) -> str:

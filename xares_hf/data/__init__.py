@@ -1,7 +1,7 @@
 """Reading and writing task data: WebDataset shards streamed through HF datasets."""
 
 from .acquire import ensure_task_data
-from .audio_dataset import AudioSample, LeftOut, SkippedSample, crops, iter_audio
+from .audio_dataset import AudioSample, LeftOut, SkippedSample, clip_key, crop_key, crops, iter_audio
 from .prefetch import prefetch_audio
 from .shards import DataError, is_hub_layout, shard_files, task_folder
 from .writer import encode_audio, write_shards
@@ -13,6 +13,8 @@ __all__ = [
     "DownloadError",
     "LeftOut",
     "SkippedSample",
+    "clip_key",
+    "crop_key",
     "crops",
     "encode_audio",
     "ensure_task_data",

@@ -20,7 +20,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from .shards import DataError
-from .tar_reader import one_line, read_shards, show_name
+from ..messages import one_line, show_name
+from .tar_reader import read_shards
 
 ON_BAD_SAMPLE = ("error", "skip")
 
@@ -342,13 +343,23 @@ def _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_s
         try:
             meta, clips = _decode_row(row, sampling_rate, crop_length, max_duration)
             for i, clip in enumerate(clips):
-                name = key if crop_length is None else f"{key}#{i}"
+                name = key if crop_length is None else crop_key(key, i)
                 yield AudioSample(key=name, url=url, audio=clip, meta=meta, position=position)
         except _BadSample as bad:
             if on_bad_sample == "skip":
                 yield SkippedSample(key=key, url=url, position=position, reason=str(bad))
                 continue
             raise DataError(f"task '{task}', split '{split}', file {url}, sample '{show_name(key)}': {bad}") from None
+
+
+def crop_key(key: str, index: int) -> str:
+    """The key of a clip's ``index``-th crop (``<key>#<index>``)."""
+    return f"{key}#{index}"
+
+
+def clip_key(name: str, cropped: bool) -> str:
+    """The clip's own key from a sample's key (the crop's, when the task is ``cropped``)."""
+    return name.rsplit("#", 1)[0] if cropped else name
 
 
 def crops(audio: np.ndarray, sampling_rate: int, crop_length: float | None) -> list[np.ndarray]:

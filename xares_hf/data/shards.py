@@ -12,7 +12,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from ..tasks.card import TaskCard, quoted
+from ..messages import quoted
+from ..tasks.card import TaskCard
 
 
 class DataError(FileNotFoundError):

@@ -11,24 +11,13 @@ not a tar, unreadable, or truncated (even exactly at a member boundary) raises :
 
 from __future__ import annotations
 
-import re
 import tarfile
 from typing import Iterator
 
+from ..messages import one_line, show_name
 from .shards import DataError
 
 AUDIO_EXTENSIONS = ("flac", "wav", "mp3", "ogg", "opus", "m4a", "sox", "wma")
-
-
-def show_name(text: str) -> str:
-    """A member name or key as it goes in a one-line message (control characters escaped)."""
-    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-
-
-def one_line(err: BaseException) -> str:
-    """An error's first line, without torchcodec's ``function, file.cpp:line,`` prefix."""
-    lines = str(err).strip().splitlines() or [type(err).__name__]
-    return re.sub(r"^\w+, \S+:\d+, ", "", lines[0]).strip()
 
 
 def _split_name(name: str) -> tuple[str, str, str]:

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .card import TaskCard, quoted
+from ..messages import quoted
+from .card import TaskCard
 from .labels import unscored_events
 
 Entry = dict[str, Any]

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..messages import quoted
 from ..paths import inside
 
 TaskType = Literal["clip", "frame", "contrastive", "asr"]
@@ -40,12 +41,6 @@ _FOLD = re.compile(r"\{fold(?::0([1-9])d?)?\}")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def quoted(value: object, limit: int = 80) -> str:
-    """``repr(value)`` for a one-line message, cut to ``limit`` characters (card and sample text can be huge)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _check_pattern(pattern: str, what: str) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .card import LabelSpec, quoted
+from ..messages import quoted
+from .card import LabelSpec
 
 
 class LabelError(ValueError):
