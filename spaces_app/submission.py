@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import statistics
 import tempfile
 import time
@@ -322,7 +323,7 @@ def store(data: dict, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", data["encoder"]["id"])[:80]
-    path = folder / f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}.json"
+    path = folder / f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(6)}.json"  # never another upload's name
     text = json.dumps(data, indent=1)
     handle, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".tmp", dir=folder)
     try:

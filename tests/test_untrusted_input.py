@@ -300,3 +300,10 @@ def test_a_failed_store_leaves_nothing_behind(submission, tmp_path, monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         submission.store(_submission_data(), folder)
     assert list(folder.iterdir()) == []
+
+
+def test_uploads_stored_in_the_same_instant_never_replace_each_other(submission, tmp_path, monkeypatch):
+    monkeypatch.setattr(submission.time, "time_ns", lambda: 1_700_000_000_000_000_000)  # one clock tick for all
+    monkeypatch.setattr(submission.time, "strftime", lambda fmt: "20261202T080000")
+    paths = {submission.store(_submission_data(), tmp_path) for _ in range(50)}
+    assert len(paths) == 50 and len(list(tmp_path.glob("*.json"))) == 50

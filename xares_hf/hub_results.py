@@ -49,6 +49,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .paths import atomic_write_text, safe_component
 from .results import Results, TaskResult, validate_results
 
 DEFAULT_DATASET_REPO = "xares/xares-benchmark"
@@ -359,8 +360,7 @@ def _verify_card(content: str, expected: list, name: str, table_text: str, title
 
 def eval_results_filename(dataset_repo: str = DEFAULT_DATASET_REPO) -> str:
     """``.eval_results/<benchmark repo name>.yaml`` (as the Hub docs' ``.eval_results/hle.yaml`` for cais/hle)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_repo.split("/")[-1]).strip("_") or "benchmark"
-    return f"{EVAL_RESULTS_FOLDER}/{slug}.yaml"
+    return f"{EVAL_RESULTS_FOLDER}/{safe_component(dataset_repo.split('/')[-1])}.yaml"
 
 
 def _entries_to_yaml(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -483,8 +483,7 @@ def export(
     for rel, text in files.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
+        written.append(atomic_write_text(path, text))  # a killed export never leaves README.md half-written
     return written
 
 

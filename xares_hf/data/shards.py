@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from ..messages import quoted
+from ..paths import child_path
 from ..tasks.card import TaskCard
 
 
@@ -22,7 +23,7 @@ class DataError(FileNotFoundError):
 
 def task_folder(card: TaskCard, data_dir: str | Path) -> Path:
     """``<data_dir>/<task name>``, the layout of X-ARES' Zenodo archives once unpacked."""
-    folder = Path(data_dir).expanduser() / card.name
+    folder = child_path(Path(data_dir).expanduser(), card.name, "task name", error=DataError)
     if not folder.is_dir():
         raise DataError(
             f"task '{card.name}': data folder {folder} does not exist "
