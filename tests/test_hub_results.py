@@ -12,7 +12,7 @@ import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import EvalResult, model_index_to_eval_results
 
-from xares_hf import hub_results
+from xares_hf import hub_results, model_card
 from xares_hf.results import Results, TaskResult
 
 REPO = "xares/xares-benchmark"
@@ -132,7 +132,7 @@ def test_model_card_metadata_loads_as_card(results):
 
 
 def test_update_model_card_keeps_metadata_and_text(results):
-    merged = hub_results.update_model_card(EXISTING_CARD, results)
+    merged = model_card.update_model_card(EXISTING_CARD, results)
     card = ModelCard(merged)
     assert card.data.license == "apache-2.0"
     assert card.data.tags == ["audio", "speech"]
@@ -145,15 +145,15 @@ def test_update_model_card_keeps_metadata_and_text(results):
     assert got[("esc50", "MLP accuracy")].metric_value == 0.8123
     assert sum(1 for e in card.data.eval_results if e.dataset_type == REPO) == 8
     # merging twice changes nothing (the results table is replaced, not appended)
-    assert hub_results.update_model_card(merged, results) == merged
+    assert model_card.update_model_card(merged, results) == merged
 
 
 def test_update_model_card_from_path_and_new(results, tmp_path):
     path = tmp_path / "README.md"
     path.write_text(EXISTING_CARD)
-    assert ModelCard(hub_results.update_model_card(path, results)).data.license == "apache-2.0"
-    assert ModelCard(hub_results.update_model_card(str(path), results)).data.license == "apache-2.0"
-    new = ModelCard(hub_results.update_model_card(None, results))
+    assert ModelCard(model_card.update_model_card(path, results)).data.license == "apache-2.0"
+    assert ModelCard(model_card.update_model_card(str(path), results)).data.license == "apache-2.0"
+    new = ModelCard(model_card.update_model_card(None, results))
     assert new.data.model_name == "org/encoder" and len(new.data.eval_results) == 8
 
 
@@ -194,7 +194,7 @@ def test_benchmark_eval_yaml(results):
 
 def test_export_writes_and_merges(results_file, tmp_path):
     (tmp_path / "README.md").write_text(EXISTING_CARD)
-    written = hub_results.export(results_file, tmp_path)
+    written = model_card.export(results_file, tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in written] == ["README.md", ".eval_results/xares-benchmark.yaml"]
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.license == "apache-2.0" and "Keep this paragraph" in card.text
@@ -209,7 +209,7 @@ def test_push_dry_run_makes_no_network_call(results_file, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    text = hub_results.push(results_file, "org/encoder", dry_run=True)
+    text = model_card.push(results_file, "org/encoder", dry_run=True)
     assert "org/encoder" in text
     assert "CommitOperationAdd(path_in_repo='README.md'" in text
     assert "CommitOperationAdd(path_in_repo='.eval_results/xares-benchmark.yaml'" in text
@@ -235,7 +235,7 @@ def test_push_commits_merged_card_and_eval_results(results_file, tmp_path, monke
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **kw: str(existing))
-    url = hub_results.push(results_file, "org/encoder", dry_run=False)
+    url = model_card.push(results_file, "org/encoder", dry_run=False)
     assert url.endswith("/commit/0")
     paths = [op.path_in_repo for op in calls["operations"]]
     assert paths == ["README.md", ".eval_results/xares-benchmark.yaml"]
@@ -286,13 +286,13 @@ def test_export_card_refuses_names_that_would_inject_yaml_or_markdown(tmp_path, 
     path = _hostile_file(tmp_path, edit)
     out = tmp_path / "card"
     with pytest.raises(ValueError, match=re.escape(f"'{field}'")):  # hub_results.CardError
-        hub_results.export(path, out)
+        model_card.export(path, out)
     assert main(["export-card", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xares-hf: error:") and f"'{field}'" in err and len(err.splitlines()) == 1
     assert not out.exists() or not any(out.rglob("*"))  # refused before anything is written
     with pytest.raises(ValueError, match=re.escape(f"'{field}'")):  # hub_results.CardError
-        hub_results.push(path, "org/encoder", dry_run=True)
+        model_card.push(path, "org/encoder", dry_run=True)
 
 
 def test_export_card_shows_markup_in_names_as_text(tmp_path):
@@ -305,7 +305,7 @@ def test_export_card_shows_markup_in_names_as_text(tmp_path):
         d["tasks"][0].update(formal_name="ESC|50 <script>alert(1)</script> # x")
 
     path = _hostile_file(tmp_path, edit)
-    hub_results.export(path, tmp_path / "card")
+    model_card.export(path, tmp_path / "card")
     entries = yaml.safe_load((tmp_path / "card" / ".eval_results" / "xares-benchmark.yaml").read_text())
     assert [e["dataset"]["task_id"] for e in entries] == ["esc50/mlp", "esc50/knn", "average/mlp", "average/knn"]
     assert [e["value"] for e in entries] == [0.5, 0.4, 0.5, 0.4]
@@ -319,7 +319,7 @@ def test_export_card_shows_markup_in_names_as_text(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("|")]
     assert len(rows) == 4 and all(len(re.findall(r"(?<!\\)\|", r)) == 6 for r in rows)
     # merging into that card again keeps exactly one table
-    again = hub_results.update_model_card(tmp_path / "card" / "README.md", Results.load(path))
+    again = model_card.update_model_card(tmp_path / "card" / "README.md", Results.load(path))
     assert again.count("<!-- xares-hf results: start -->") == 1
 
 
@@ -331,7 +331,7 @@ def test_benchmark_repo_must_be_a_repo_id(results):
 def test_export_card_refuses_averages_the_tasks_do_not_give(tmp_path):
     path = _hostile_file(tmp_path, lambda d: d["averages"].update(mlp=0.999))
     with pytest.raises(ValueError, match=r"'averages.mlp' is 0.999, but recomputed from the tasks' values it is 0.5"):
-        hub_results.export(path, tmp_path / "card")
+        model_card.export(path, tmp_path / "card")
     assert not (tmp_path / "card").exists()
 
 

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.argv = [str(app), "--results", args.results, "--port", str(args.port)]
                 runpy.run_path(str(app), run_name="__main__")
         elif args.command == "export-card":
-            from .hub_results import export, push
+            from .model_card import export, push
 
             if args.dry_run and not args.push:
                 raise ValueError("--dry-run applies to --push")
