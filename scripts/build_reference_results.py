@@ -1,9 +1,9 @@
-"""Build the leaderboard's reference rows and task list from the X-ARES facts (../shared/xares_tasks.json).
+"""Build the leaderboard's reference rows and task list from the X-ARES facts (scripts/xares_tasks.json, a copy of the facts X-ARES 0.1.3 was read into).
 
 The published X-ARES numbers (dasheng, wav2vec2, whisper, data2vec; README of X-ARES v0.1.3) become results
 files in xares-hf's own format, marked as references, so the Space shows them beside submitted runs:
 
-    python scripts/build_reference_results.py [--facts ../shared/xares_tasks.json]
+    python scripts/build_reference_results.py [--facts scripts/xares_tasks.json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ MINI_TASKS = {  # the built-in suite's tasks, so its results are accepted too
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--facts", default=str(ROOT.parent / "shared" / "xares_tasks.json"))
+    parser.add_argument("--facts", default=str(ROOT / "scripts" / "xares_tasks.json"))
     args = parser.parse_args()
     facts = json.loads(Path(args.facts).read_text())
     published = facts["published_results"]

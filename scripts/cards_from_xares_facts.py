@@ -1,9 +1,9 @@
-"""Write the shipped task cards from the X-ARES facts file (../shared/xares_tasks.json).
+"""Write the shipped task cards from the X-ARES facts file (scripts/xares_tasks.json).
 
 Run once when the facts change; the cards it writes are committed and are the source of truth
 at run time. Only task types the pipeline supports are written (see SUPPORTED below).
 
-    python scripts/cards_from_xares_facts.py [--facts ../shared/xares_tasks.json]
+    python scripts/cards_from_xares_facts.py [--facts scripts/xares_tasks.json]
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def card_for(task: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--facts", default=str(ROOT.parent / "shared" / "xares_tasks.json"))
+    parser.add_argument("--facts", default=str(ROOT / "scripts" / "xares_tasks.json"))
     args = parser.parse_args()
     facts = json.loads(Path(args.facts).read_text())
     CARDS.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def _result(model: str, scores: dict[str, float], weight: float = 100) -> dict:
 def test_reference_rows_are_the_published_numbers():
     runs = ld.load_runs(SPACE / "reference")
     assert sorted(r.model for r in runs) == [f"X-ARES paper: {m}" for m in ("dasheng", "data2vec", "wav2vec2", "whisper")]
-    facts = json.loads((Path(__file__).resolve().parents[2] / "shared" / "xares_tasks.json").read_text())["published_results"]
+    facts = json.loads((Path(__file__).resolve().parents[1] / "scripts" / "xares_tasks.json").read_text())["published_results"]
     dasheng = next(r for r in runs if r.model.endswith("dasheng"))
     assert all(r.reference for r in runs)
     assert dasheng.score("esc50", "mlp") == dict(facts["mlp"]["esc50"])["dasheng"]

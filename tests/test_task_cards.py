@@ -7,11 +7,11 @@ import pytest
 from helpers import write_card
 from xares_hf.tasks import LabelEncoder, LabelError, TaskCard, TaskCardError, load_task, load_tasks, shipped_cards
 
-FACTS = Path(__file__).resolve().parents[2] / "shared" / "xares_tasks.json"
+FACTS = Path(__file__).resolve().parents[1] / "scripts" / "xares_tasks.json"
 
 
 def test_shipped_cards_carry_the_xares_facts():
-    assert FACTS.is_file(), f"the shared task facts are expected at {FACTS}"
+    assert FACTS.is_file(), f"the X-ARES task facts are expected at {FACTS}"
     facts = json.loads(FACTS.read_text())["tasks"]
     cards = shipped_cards()
     assert len(cards) == 22
