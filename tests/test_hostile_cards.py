@@ -40,7 +40,7 @@ def _run(tmp_path, card, data, mode: str = "error"):
                     on_bad_sample=mode)["toy"]
 
 
-def _refused(tmp_path, field: str, **overrides) -> str:
+def _assert_refused(tmp_path, field: str, **overrides) -> str:
     """The one-line TaskCardError of a card written with ``overrides``, naming its file and ``field``."""
     path = write_card(tmp_path / "bad.yaml", **overrides)
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def test_valid_and_test_may_be_the_same_shards_as_in_xares(tmp_path):
 @pytest.mark.parametrize("pattern", ["fold{fold}{x}.tar", "{fold.__class__}.tar", "{fold:>200000000}.tar", "{fold[0]}.tar",
                                      "{0}-{fold}.tar", "a{fold}{{b}}.tar", "fold.tar"])
 def test_fold_pattern_allows_only_the_fold_placeholder(tmp_path, pattern):
-    _refused(tmp_path, "data.fold_pattern", data={"folds": [1, 2], "fold_pattern": pattern})
+    _assert_refused(tmp_path, "data.fold_pattern", data={"folds": [1, 2], "fold_pattern": pattern})
 
 
 def test_zero_padded_fold_numbers_as_in_the_xares_cards(tmp_path):
@@ -122,12 +122,12 @@ def test_zero_padded_fold_numbers_as_in_the_xares_cards(tmp_path):
 
 @pytest.mark.parametrize("folds", [[1, 1, 2], [-1, 0]])
 def test_folds_are_distinct_and_not_negative(tmp_path, folds):
-    _refused(tmp_path, "data", data={"folds": folds, "fold_pattern": "f{fold}.tar"})
+    _assert_refused(tmp_path, "data", data={"folds": folds, "fold_pattern": "f{fold}.tar"})
 
 
 @pytest.mark.parametrize("pattern", ["/etc/*.tar", "../other/*.tar", "a/../../x.tar", "", "a**b.tar"])
 def test_split_patterns_stay_inside_the_task_folder(tmp_path, pattern):
-    _refused(tmp_path, "data.splits", data={"splits": {"train": pattern, "valid": "v*.tar", "test": "t*.tar"}})
+    _assert_refused(tmp_path, "data.splits", data={"splits": {"train": pattern, "valid": "v*.tar", "test": "t*.tar"}})
 
 
 @pytest.mark.parametrize("field, overrides", [
@@ -143,14 +143,14 @@ def test_split_patterns_stay_inside_the_task_folder(tmp_path, pattern):
     ("labels.num_classes", {"labels": {"kind": "index", "field": "y", "num_classes": 10**12}}),
 ])
 def test_numbers_and_ids_a_run_could_not_use_are_refused_at_load(tmp_path, field, overrides):
-    _refused(tmp_path, field, **overrides)
+    _assert_refused(tmp_path, field, **overrides)
 
 
 @pytest.mark.parametrize("classes, separator", [(["a", ""], None), ([" a", "b"], None), (["a;b", "c"], ";")])
 def test_class_names_the_labels_could_never_name_are_refused(tmp_path, classes, separator):
     labels = {"kind": "multi_label" if separator else "class_name", "field": "y", "num_classes": 2, "classes": classes}
     extra = {"metric": "mAP", "knn": False} if separator else {}
-    _refused(tmp_path, "labels", labels={**labels, **({"separator": separator} if separator else {})}, **extra)
+    _assert_refused(tmp_path, "labels", labels={**labels, **({"separator": separator} if separator else {})}, **extra)
 
 
 def _classes_file(tmp_path, name) -> str:

@@ -48,6 +48,7 @@ def _encode(
     index = {f: i for i, f in enumerate(all_files or files)}
     pooled, frames, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], [], []
     pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
+    pending_bytes = 0
     size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
 
@@ -69,6 +70,8 @@ def _encode(
                 if keep_frames:
                     frames[slot] = clip_frames
         pending.clear()
+        nonlocal pending_bytes
+        pending_bytes = 0
 
     # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
     # compete for the same cores and it measured slower (BENCHMARKS.md)
@@ -106,9 +109,10 @@ def _encode(
         metas.append(sample.meta)
         durations.append(duration)
         pending.append((len(pooled), sample.audio))
+        pending_bytes += sample.audio.nbytes
         pooled.append(None)
         frames.append(None)
-        if len(pending) == SORT_WINDOW_BATCHES * size or sum(a.nbytes for _, a in pending) >= SORT_WINDOW_BYTES:
+        if len(pending) == SORT_WINDOW_BATCHES * size or pending_bytes >= SORT_WINDOW_BYTES:
             flush()
     flush()
     dim = int(encoder.output_dim)
