@@ -294,9 +294,10 @@ def evaluate_task(
     labels = LabelEncoder(card.labels, card.name)
     started = time.perf_counter()
     data, encoded, skipped, left_out = {}, [], [], []
-    for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
-        encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                    on_bad_sample=on_bad_sample, load=False)[1])
+    with profiling.stage("encoding"):
+        for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
+            encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
+                                        on_bad_sample=on_bad_sample, load=False)[1])
     splits: dict[str, SplitEmbeddings] = {}
     for split, split_files in files.items():
         splits[split], again = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
@@ -317,8 +318,9 @@ def evaluate_task(
     encode_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
-    scores = probe_task(card, data, hop, seeds=[seed + i for i in range(seeds)], knn=knn, device=device,
-                        layer_mode=layer_mode, stacked_layers=int(getattr(encoder, "stacked_layers", 1)))
+    with profiling.stage("probes"):
+        scores = probe_task(card, data, hop, seeds=[seed + i for i in range(seeds)], knn=knn, device=device,
+                            layer_mode=layer_mode, stacked_layers=int(getattr(encoder, "stacked_layers", 1)))
     probe_s = time.perf_counter() - t0
     result = TaskResult(
         name=card.name,

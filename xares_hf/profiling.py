@@ -14,6 +14,7 @@ from typing import Iterator
 _totals: dict[str, float] = defaultdict(float)
 _stack: list[list] = []  # [phase, start, time spent in children]
 _peaks: dict[str, float] = defaultdict(float)
+_stage: list[str | None] = [None]
 
 
 @contextmanager
@@ -40,6 +41,22 @@ def timed_iter(name: str, iterable):
             except StopIteration:
                 return
         yield item
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Mark a stage of a task's run ("encoding", "probes"); a memory sampler tags its samples with it."""
+    previous = _stage[0]
+    _stage[0] = name
+    try:
+        yield
+    finally:
+        _stage[0] = previous
+
+
+def current_stage() -> str | None:
+    """The stage running now, or None outside :func:`stage` (read by ``scripts/paper_scale.py``'s sampler)."""
+    return _stage[0]
 
 
 def totals() -> dict[str, float]:
