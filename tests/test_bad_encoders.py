@@ -210,7 +210,7 @@ def _toy_task(root):
 
 def _assert_nothing_written(tmp_path):
     assert not list((tmp_path / "out").rglob("*.json")), "results were written for a failed run"
-    assert not list((tmp_path / "c").rglob("*.npz")), "embeddings of a failed split were cached"
+    assert not list((tmp_path / "c").rglob("*.safetensors")), "embeddings of a failed split were cached"
 
 
 @pytest.mark.parametrize("own", [False, True], ids=["plain", "own_encode_batch"])

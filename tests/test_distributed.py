@@ -63,7 +63,7 @@ def test_scores_match_the_single_process_run(runs):
 
 def test_every_clip_is_encoded_exactly_once(runs):
     one, two = EmbeddingCache(runs["root"] / "cache1"), EmbeddingCache(runs["root"] / "cache2")
-    entries = sorted(p for p in (runs["root"] / "cache2").rglob("*.npz"))
+    entries = sorted(p for p in (runs["root"] / "cache2").rglob("*.safetensors"))
     assert entries and not [p for p in entries if ".part" in p.name]
     for path in entries:
         task, key = path.parent.name, path.stem
@@ -74,6 +74,6 @@ def test_every_clip_is_encoded_exactly_once(runs):
         reference = one.load(task, key)  # same fingerprint: same encoder, task and files
         assert merged.keys == reference.keys  # the split's order is restored
         # a plain module encodes zero-padded batches; other batch-mates change a clip's last frames a little
-        assert np.abs(merged.pooled - reference.pooled).mean() < 0.01 * np.abs(reference.pooled).mean()
-    uneven_logs = [two.read_log("uneven", p.stem) for p in (runs["root"] / "cache2" / "uneven").glob("*.npz")]
+        assert np.abs(merged.pooled.numpy() - reference.pooled.numpy()).mean() < 0.01 * np.abs(reference.pooled.numpy()).mean()
+    uneven_logs = [two.read_log("uneven", p.stem) for p in (runs["root"] / "cache2" / "uneven").glob("*.safetensors")]
     assert any(log["encoded_per_process"][0] != log["encoded_per_process"][1] for log in uneven_logs)

@@ -134,6 +134,7 @@ def test_llm_head_trains_only_the_adapter(tiny_qwen2, llm_data, monkeypatch):
 
     original = asr._load_decoder
     monkeypatch.setattr(asr, "_load_decoder", load)
+    monkeypatch.setattr(asr, "_DECODERS", {})  # loaded once per process: start without the LMs of other tests
     train, valid, (test_frames, _) = llm_data
     result = asr.train_asr_probe(train, valid, test_frames, iwer, decoder=str(tiny_qwen2), **LLM_ARGS)
     losses = result.train_losses

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xares_hf.embedding_cache import EmbeddingCache
+
 from helpers import tone, write_card
 from xares_hf.data import write_shards
 from zenodo_server import FakeZenodo
@@ -82,7 +84,7 @@ def _scores(workdir: Path) -> dict:
 
 
 def _entries(workdir: Path) -> list[Path]:
-    return sorted((workdir / "cache" / "crashy").glob("*.npz")) if (workdir / "cache" / "crashy").is_dir() else []
+    return sorted((workdir / "cache" / "crashy").glob("*.safetensors")) if (workdir / "cache" / "crashy").is_dir() else []
 
 
 TRIGGERS = {
@@ -101,8 +103,8 @@ def _assert_nothing_partial_under_a_final_name(workdir: Path, served: Path) -> N
     for tar in (workdir / "data" / "crashy").glob("*.tar"):
         assert tar.read_bytes() == (served / tar.name).read_bytes(), tar
     for entry in _entries(workdir):
-        with np.load(entry, allow_pickle=False) as data:
-            assert len(data["keys"]) == len(data["pooled"]) > 0, entry
+        split = EmbeddingCache(workdir / "cache").load("crashy", entry.stem)  # None if it fails its checksum
+        assert split is not None and len(split.keys) == len(split.pooled) > 0, entry
     for result in (workdir / "cache" / "crashy" / "results").glob("*.json"):
         json.loads(result.read_text())
     for result in (workdir / "out").rglob("results.json"):

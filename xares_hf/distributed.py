@@ -95,22 +95,26 @@ def broadcast(obj: T) -> T:
     return broadcast_object_list([obj])[0]
 
 
-def prepare(model, optimiser):
-    """Wrap a probe for data-parallel training (DDP) when several processes run; unchanged otherwise."""
+def all_sum(tensor):
+    """The element-wise sum of ``tensor`` over processes (itself without a launcher)."""
     if world_size() == 1:
-        return model, optimiser
-    return accelerator().prepare(model, optimiser)
+        return tensor
+    from accelerate.utils import reduce
+
+    return reduce(tensor, reduction="sum")
 
 
-def unwrap(model):
-    return model if world_size() == 1 else accelerator().unwrap_model(model)
-
-
-def backward(loss) -> None:
+def gather_with_grad(tensor, sizes: list[int]):
+    """Every process's ``tensor`` (``sizes[r]`` rows on process r) concatenated in rank order, with gradients
+    flowing back to each process's own rows (for losses over the whole global batch, e.g. contrastive ones)."""
     if world_size() == 1:
-        loss.backward()
-    else:
-        accelerator().backward(loss)
+        return tensor
+    import torch
+    from torch.distributed.nn.functional import all_gather
+
+    width = max(sizes)
+    padded = torch.cat([tensor, tensor.new_zeros(width - len(tensor), *tensor.shape[1:])]) if len(tensor) < width else tensor
+    return torch.cat([part[:n] for part, n in zip(all_gather(padded), sizes)])
 
 
 def predict_all(predict, items):
@@ -120,7 +124,7 @@ def predict_all(predict, items):
     if world == 1:
         return predict(items)
     shares = gather(predict(items[rank() :: world]))
-    if isinstance(items, list):
+    if isinstance(shares[0], list):
         merged = [None] * len(items)
         for r, share in enumerate(shares):
             merged[r::world] = share

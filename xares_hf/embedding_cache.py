@@ -1,23 +1,25 @@
 """Embeddings and finished task results on disk, keyed by fingerprints, so a rerun redoes no finished work.
 
-Each shard of a split is one ``.npz`` entry with the mean-pooled clip embeddings (what clip probes train on,
-held in memory), for tasks that need them the frame embeddings (concatenated, with each clip's frame count),
-plus each sample's key, shard, duration and JSON, and the samples skipped as bad. A run killed mid-split
-keeps the shards it finished. Files are written to a temporary name and renamed, so an interrupted run never
-leaves a half-written entry under a final name; an entry is written under a lock, so two runs sharing a cache
-never encode the same shard twice (the second waits, saying who holds the lock, then reads the entry).
+Each shard of a split is one entry of the embedding store (:mod:`xares_hf.store`: a checksummed safetensors file
+read through a memory map) with the mean-pooled clip embeddings, for tasks that need them the frame embeddings
+(concatenated, with each clip's offset), plus each sample's key, shard, duration and JSON, and the samples skipped
+as bad. Probes read a batch at a time from the maps, so memory does not grow with the data. A run killed mid-split
+keeps the shards it finished. Files are written to a temporary name and renamed, so an interrupted run (or a full
+disk) never leaves a half-written entry under a final name; an entry is written under a lock, so two runs sharing
+a cache never encode the same shard twice (the second waits, saying who holds the lock, then reads the entry). An
+entry that is truncated or altered fails its checksum, is removed and encoded again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import socket
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -25,21 +27,23 @@ from typing import Iterator
 import numpy as np
 
 from .paths import atomic_file, atomic_write_text, child_path, default_cache_dir
+from .store import Entry, EntryError, Frames, Rows, write_entry
 
-CACHE_VERSION = 4  # 3: one entry per shard, skipped samples recorded; batches of similar length; 4: left_out
+# 3: one entry per shard, skipped samples recorded; batches of similar length; 4: left_out; 5: memory-mapped store
+CACHE_VERSION = 5
 logger = logging.getLogger("xares_hf")
 
 
 @dataclass
 class SplitEmbeddings:
-    """Pooled embeddings of one split, with where each row came from and its raw JSON."""
+    """Embeddings of one split (views of its stored entries), with where each row came from and its raw JSON."""
 
-    pooled: np.ndarray  # (N, D) float32
+    pooled: Rows  # (N, D) float32
     keys: list[str]
     urls: list[str]
     metas: list[object]
     durations: np.ndarray  # (N,) seconds of audio encoded
-    frames: list[np.ndarray] | None = None  # per sample (T_i, D), when the task needs frames
+    frames: Frames | None = None  # per sample (T_i, D), when the task needs frames
     skipped: list[dict] = field(default_factory=list)  # {"file", "key", "reason"} of samples left out as bad
     left_out: list[dict] = field(default_factory=list)  # {"split", "file", "key", "reason"}: not scored, nothing wrong
 
@@ -50,34 +54,35 @@ class SplitEmbeddings:
     def wheres(self) -> list[str]:
         return [f"file {u}, sample '{k}'" for u, k in zip(self.urls, self.keys)]
 
+    def select(self, rows: list[int]) -> "SplitEmbeddings":
+        """The given rows, in that order (views: nothing is read)."""
+        pick = lambda values: [values[i] for i in rows]  # noqa: E731
+        return SplitEmbeddings(self.pooled.select(rows), pick(self.keys), pick(self.urls), pick(self.metas),
+                               self.durations[rows], None if self.frames is None else self.frames.select(rows),
+                               self.skipped, self.left_out)
+
     @staticmethod
     def merge(parts: list[tuple["SplitEmbeddings", list]]) -> "SplitEmbeddings":
-        """Join per-process parts, each with its samples' places in the split, back into the split's order."""
+        """Join per-process parts of one shard, each with its samples' places in the split, back into the split's
+        order (read into memory: one shard's worth)."""
         rows = sorted((tuple(o), p, i) for p, (_, order) in enumerate(parts) for i, o in enumerate(order))
-
-        def pick(attr: str) -> list:
-            return [getattr(parts[p][0], attr)[i] for _, p, i in rows]
-
-        has_frames = any(part.frames is not None for part, _ in parts)
-        pooled = np.stack(pick("pooled")) if rows else parts[0][0].pooled
-        skipped = sorted((s for part, _ in parts for s in part.skipped), key=lambda s: s.get("position", 0))
-        left_out = [x for part, _ in parts for x in part.left_out]
-        return SplitEmbeddings(
-            pooled.astype(np.float32), pick("keys"), pick("urls"), pick("metas"), np.asarray(pick("durations")),
-            pick("frames") if has_frames else None, skipped, left_out,
-        )
+        joined = SplitEmbeddings.concat([part for part, _ in parts])
+        offsets = np.cumsum([0] + [len(part) for part, _ in parts])
+        joined = joined.select([int(offsets[p] + i) for _, p, i in rows])
+        skipped = sorted(joined.skipped, key=lambda s: s.get("position", 0))
+        return SplitEmbeddings(Rows.from_array(joined.pooled.numpy()), joined.keys, joined.urls, joined.metas,
+                               joined.durations, None if joined.frames is None else Frames.from_list(list(joined.frames)),
+                               skipped, joined.left_out)
 
     @staticmethod
     def concat(parts: list["SplitEmbeddings"]) -> "SplitEmbeddings":
-        """The shards of a split, one after the other."""
-        dim = parts[0].pooled.shape[1] if parts else 0
-        pooled = [p.pooled for p in parts if len(p)]
+        """The shards of a split, one after the other (views: nothing is read)."""
         has_frames = any(p.frames is not None for p in parts)
         return SplitEmbeddings(
-            np.concatenate(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
+            Rows.concat([p.pooled for p in parts]),
             [k for p in parts for k in p.keys], [u for p in parts for u in p.urls], [m for p in parts for m in p.metas],
             np.concatenate([np.asarray(p.durations, dtype=np.float64) for p in parts]) if parts else np.zeros(0),
-            [f for p in parts for f in (p.frames or [])] if has_frames else None,
+            Frames.concat([p.frames for p in parts]) if has_frames else None,
             [s for p in parts for s in p.skipped],
             [x for p in parts for x in p.left_out],
         )
@@ -113,32 +118,33 @@ class EmbeddingCache:
         self.root = Path(root).expanduser() if root is not None else default_cache_dir() / "embeddings"
 
     def path(self, task: str, key: str) -> Path:
-        return child_path(self.root, task, "task name") / f"{key}.npz"
+        return child_path(self.root, task, "task name") / f"{key}.safetensors"
 
     def load(self, task: str, key: str, with_order: bool = False):
-        """The cached split, or None; ``with_order`` returns ``(split, order)`` for a per-process part."""
+        """The cached split as views of its memory-mapped entry, or None (also for an entry that fails its checks,
+        which is removed so that it is encoded again); ``with_order`` returns ``(split, order)`` for a part."""
         path = self.path(task, key)
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                frames = None
-                if "frames" in data:
-                    frames = np.split(data["frames"], np.cumsum(data["frame_counts"])[:-1])
-                split = SplitEmbeddings(
-                    pooled=data["pooled"],
-                    keys=data["keys"].tolist(),
-                    urls=data["urls"].tolist(),
-                    metas=[json.loads(m) for m in data["metas"].tolist()],
-                    durations=data["durations"],
-                    frames=frames,
-                    skipped=[json.loads(x) for x in data["skipped"].tolist()] if "skipped" in data else [],
-                    left_out=[json.loads(x) for x in data["left_out"].tolist()] if "left_out" in data else [],
-                )
-                return (split, data["order"].tolist()) if with_order else split
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            path.unlink(missing_ok=True)  # unreadable entry: encode again rather than fail or mis-score
+            entry = Entry(path)
+            records = json.loads(entry.array("records").tobytes())
+            offsets = entry.array("frame_offsets").copy() if "frame_offsets" in entry.table else None
+            split = SplitEmbeddings(
+                pooled=Rows([(entry, "pooled")]),
+                keys=records["keys"], urls=records["urls"], metas=records["metas"],
+                durations=entry.array("durations").copy(),
+                frames=None if offsets is None else Frames([((entry, "frames"), offsets)]),
+                skipped=records["skipped"], left_out=records["left_out"],
+            )
+            if not len(split.keys) == len(split.urls) == len(split.metas) == len(split.durations) == len(split.pooled):
+                raise EntryError(f"{path}: its arrays and records disagree on the number of samples")
+            order = entry.array("order").tolist() if with_order else None
+        except (EntryError, KeyError, ValueError, TypeError) as err:
+            logger.warning("dropping the cached embeddings %s: %s; they will be encoded again", path, err)
+            path.unlink(missing_ok=True)
             return None
+        return (split, order) if with_order else split
 
     def write_log(self, task: str, key: str, info: dict) -> None:
         """A small JSON beside an entry saying how it was made (e.g. clips encoded per process)."""
@@ -148,24 +154,28 @@ class EmbeddingCache:
         return json.loads(self.path(task, key).with_suffix(".json").read_text())
 
     def save(self, task: str, key: str, split: SplitEmbeddings, order: list | None = None) -> Path:
+        """Write one entry (under a temporary name, renamed when whole); a failed write leaves no entry and says
+        which file could not be written and why."""
         path = self.path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        extra = {} if order is None else {"order": np.asarray(order, dtype=np.int64).reshape(-1, 3)}
-        if split.frames:
-            extra["frames"] = np.concatenate(split.frames).astype(np.float32)
-            extra["frame_counts"] = np.asarray([f.shape[0] for f in split.frames], dtype=np.int64)
-        with atomic_file(path) as out:
-            np.savez(
-                out,
-                **extra,
-                durations=np.asarray(split.durations, dtype=np.float64),
-                pooled=split.pooled.astype(np.float32),
-                keys=np.asarray(split.keys, dtype=str),
-                urls=np.asarray(split.urls, dtype=str),
-                metas=np.asarray([json.dumps(m) for m in split.metas], dtype=str),
-                skipped=np.asarray([json.dumps(x) for x in split.skipped], dtype=str),
-                left_out=np.asarray([json.dumps(x) for x in split.left_out], dtype=str),
-            )
+        records = {"keys": list(split.keys), "urls": list(split.urls), "metas": list(split.metas),
+                   "skipped": split.skipped, "left_out": split.left_out}
+        arrays = {
+            "pooled": split.pooled.numpy(),
+            "durations": np.asarray(split.durations, dtype=np.float64),
+            "records": np.frombuffer(json.dumps(records).encode(), dtype=np.uint8),
+        }
+        if order is not None:
+            arrays["order"] = np.asarray(order, dtype=np.int64).reshape(-1, 3)
+        if split.frames is not None:
+            arrays["frames"], arrays["frame_offsets"] = split.frames.packed()
+        try:
+            with atomic_file(path) as out:
+                write_entry(out, arrays)
+        except OSError as err:
+            hint = " (the disk is full: free space or pass another cache_dir)" if err.errno == errno.ENOSPC else ""
+            raise OSError(err.errno, f"cannot write the embeddings of task '{task}' to {path}: "
+                                     f"{err.strerror or err}{hint}") from err
         return path
 
     @contextlib.contextmanager

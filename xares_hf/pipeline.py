@@ -17,6 +17,7 @@ from . import distributed, profiling
 from .data import DataError, LeftOut, SkippedSample, clip_key, prefetch_audio, shard_files
 from .data.shards import unused_shards
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
+from .store import Frames, Rows
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, SplitData
 from .probing import probe_task
@@ -117,8 +118,8 @@ def _encode(
     flush()
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
-        np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, dim), np.float32),
-        keys, urls, metas, np.asarray(durations), frames if keep_frames else None, skipped, left_out,
+        Rows.from_array(np.stack(pooled) if pooled else np.zeros((0, dim), np.float32)),
+        keys, urls, metas, np.asarray(durations), Frames.from_list(frames) if keep_frames else None, skipped, left_out,
     )
     return embeddings, order
 
@@ -151,6 +152,7 @@ def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precisio
         with profiling.phase("cache I/O"):
             cache.save(card.name, key, part)
             cache.write_log(card.name, key, {"encoded_per_process": [len(part) if r == rank else 0 for r in range(world)]})
+            part = cache.load(card.name, key) if load else None  # the maps, not the arrays just written
     return part, True
 
 
@@ -347,14 +349,7 @@ def _without(embeddings: SplitEmbeddings, rows: list[int]) -> SplitEmbeddings:
     if not rows:
         return embeddings
     dropped = set(rows)
-    keep = [i for i in range(len(embeddings)) if i not in dropped]
-
-    def pick(values: list) -> list:
-        return [values[i] for i in keep]
-
-    return SplitEmbeddings(embeddings.pooled[keep], pick(embeddings.keys), pick(embeddings.urls), pick(embeddings.metas),
-                           embeddings.durations[keep], None if embeddings.frames is None else pick(embeddings.frames),
-                           embeddings.skipped, embeddings.left_out)
+    return embeddings.select([i for i in range(len(embeddings)) if i not in dropped])
 
 
 def _label_notes(card: TaskCard, split: str, embeddings: SplitEmbeddings, notes: list[tuple[int, str]]) -> list[dict]:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import profiling, scoring
-from .evaluators import Context, Round, SplitData, evaluator_for
+from .evaluators import Context, Round, RoundOutcome, SplitData, evaluator_for
 from .tasks import TaskCard
 
 LAYER_MODES = ("all", "weighted")
@@ -40,22 +40,22 @@ def rounds(card: TaskCard, data: dict[str, SplitData]) -> Iterator[Round]:
 def _one_run(ctx: Context, data: dict[str, SplitData]) -> dict[str, Any]:
     """Every round of the task with one seed: fold-averaged mlp, knn and validation score, folds and details."""
     evaluate_round = evaluator_for(ctx.card.task_type)
-    folds, eval_size = {}, 0
+    outcomes: dict[str, RoundOutcome] = {}
+    eval_size = 0
     for round_ in rounds(ctx.card, data):
         with profiling.phase("probe training"):
-            folds[round_.name] = evaluate_round(ctx, round_)
+            outcomes[round_.name] = evaluate_round(ctx, round_)
         eval_size += len(round_.test)
-    weights = [f.pop("layer_weights", None) for f in folds.values()]
-    first = next(iter(folds.values()))
-    details = {k: v for k, v in first.items() if isinstance(v, str) or v is None}
-    knn = [f["knn"] for f in folds.values() if "knn" in f]
+    first = next(iter(outcomes.values()))
+    weights = [o.layer_weights for o in outcomes.values()]
+    knn = [o.knn for o in outcomes.values() if o.knn is not None]
     return {
-        "mlp": float(np.mean([f["mlp"] for f in folds.values()])),
+        "mlp": float(np.mean([o.mlp for o in outcomes.values()])),
         "knn": float(np.mean(knn)) if knn else None,
-        "valid": float(np.nanmean([f.get("valid", np.nan) for f in folds.values()])),
+        "valid": float(np.nanmean([o.valid for o in outcomes.values()])),
         "eval_size": eval_size,
-        "folds": {n: {k: v for k, v in f.items() if k not in details} for n, f in folds.items()},
-        "details": details,
+        "folds": {name: o.scores() for name, o in outcomes.items()},
+        "details": dict(first.details),
         "layer_weights": np.mean(weights, axis=0).tolist() if weights[0] is not None else None,
     }
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import scoring
 from ..probes.asr import train_asr_probe
-from .base import Context, Round
+from .base import Context, Round, RoundOutcome
 
 
-def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
     card = ctx.card
 
     def score(hypotheses: list[str], references: list[str], selection: bool = True) -> float:
@@ -31,11 +29,6 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         desc=f"asr {card.name}/{data.name}",
         layers=ctx.layers,
     )
-    return {
-        "mlp": score(result.test_hypotheses, data.test.labels, selection=False),
-        "best_epoch": result.best_epoch,
-        "asr_head": result.head,
-        "decoder": result.decoder,
-        "valid": max(result.valid_scores),
-        "layer_weights": result.layer_weights,
-    }
+    return RoundOutcome(mlp=score(result.test_hypotheses, data.test.labels, selection=False), valid=max(result.valid_scores),
+                        best_epoch=result.best_epoch, valid_history=result.valid_scores,
+                        details={"asr_head": result.head, "decoder": result.decoder}, layer_weights=result.layer_weights)

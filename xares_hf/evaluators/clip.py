@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
 from ..probes.layer_mix import mix_with
-from .base import Context, Round
+from .base import Context, Round, RoundOutcome
 
 
 def _score(metric: str, selection: bool = False):
@@ -21,7 +19,7 @@ def _score(metric: str, selection: bool = False):
     return score
 
 
-def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
     card = ctx.card
     multi_label = card.labels.kind == "multi_label"
     probe = train_linear_probe(
@@ -37,14 +35,15 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         seed=ctx.seed,
         desc=f"probe {card.name}/{data.name}",
         layers=ctx.layers,
+        device=ctx.device,
     )
-    scores: dict[str, Any] = {"mlp": _score(card.metric)(probe.test_predictions, data.test.labels), "best_epoch": probe.best_epoch,
-                              "valid": max(probe.valid_scores), "layer_weights": probe.layer_weights}
+    outcome = RoundOutcome(mlp=_score(card.metric)(probe.test_predictions, data.test.labels), valid=max(probe.valid_scores),
+                           best_epoch=probe.best_epoch, valid_history=probe.valid_scores, layer_weights=probe.layer_weights)
     if ctx.knn and card.knn:
-        train, test = data.train.pooled, data.test.pooled
-        if probe.layer_weights:  # k-NN on the layers mixed as the probe learnt to
-            train, test = mix_with(train, probe.layer_weights), mix_with(test, probe.layer_weights)
         with profiling.phase("kNN"):
+            train, test = data.train.pooled.numpy(), data.test.pooled.numpy()  # k-NN compares every pair: rows in memory
+            if probe.layer_weights:  # k-NN on the layers mixed as the probe learnt to
+                train, test = mix_with(train, probe.layer_weights), mix_with(test, probe.layer_weights)
             predictions = knn_predict(train, data.train.labels, test)
-        scores["knn"] = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
-    return scores
+        outcome.knn = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
+    return outcome

@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Sequence
 
 import numpy as np
 
 from .. import scoring
 from ..probes.frame import train_frame_probe
 from ..tasks import frame_targets
-from .base import Context, Round, SplitData
+from .base import Context, Round, RoundOutcome, SplitData
+
+
+class _Targets(Sequence):
+    """Each clip's 0/1 frame targets at the encoder's hop, made when asked for (a batch at a time in training)."""
+
+    def __init__(self, ctx: Context, split: SplitData) -> None:
+        self.events, self.lengths = split.labels, split.frames.lengths
+        self.hop, self.classes = ctx.hop_size_in_ms, ctx.card.labels.num_classes
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(len(self))[row]]
+        return frame_targets(self.events[row], self.hop, int(self.lengths[row]), self.classes)
 
 
 def _targets(ctx: Context, split: SplitData) -> list[np.ndarray]:
-    classes = ctx.card.labels.num_classes
-    return [frame_targets(events, ctx.hop_size_in_ms, f.shape[0], classes) for events, f in zip(split.labels, split.frames)]
+    return list(_Targets(ctx, split))
 
 
-def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
     card = ctx.card
 
     def score(probabilities: list[np.ndarray], targets: list[np.ndarray], selection: bool = True) -> float:
@@ -32,7 +47,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
 
     test_targets = _targets(ctx, data.test)
     probe = train_frame_probe(
-        (data.train.frames, _targets(ctx, data.train)),
+        (data.train.frames, _Targets(ctx, data.train)),
         (data.valid.frames, _targets(ctx, data.valid)),
         data.test.frames,
         num_classes=card.labels.num_classes,
@@ -44,6 +59,7 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         seed=ctx.seed,
         desc=f"frame probe {card.name}/{data.name}",
         layers=ctx.layers,
+        device=ctx.device,
     )
-    return {"mlp": score(probe.test_predictions, test_targets, selection=False), "best_epoch": probe.best_epoch,
-            "valid": max(probe.valid_scores), "layer_weights": probe.layer_weights}
+    return RoundOutcome(mlp=score(probe.test_predictions, test_targets, selection=False), valid=max(probe.valid_scores),
+                        best_epoch=probe.best_epoch, valid_history=probe.valid_scores, layer_weights=probe.layer_weights)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .. import scoring
 from ..probes.retrieval import train_retrieval_probe
-from .base import Context, Round
+from .base import Context, Round, RoundOutcome
 
 
-def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
+def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
     card = ctx.card
 
     def score(audio: np.ndarray, text: np.ndarray, owner: np.ndarray, selection: bool = True) -> float:
@@ -31,10 +29,6 @@ def evaluate_round(ctx: Context, data: Round) -> dict[str, Any]:
         desc=f"retrieval {card.name}/{data.name}",
         layers=ctx.layers,
     )
-    return {
-        "mlp": score(result.audio_embeddings, result.text_embeddings, result.caption_owner, selection=False),
-        "best_epoch": result.best_epoch,
-        "tokenizer": result.tokenizer,
-        "valid": max(result.valid_scores),
-        "layer_weights": result.layer_weights,
-    }
+    return RoundOutcome(mlp=score(result.audio_embeddings, result.text_embeddings, result.caption_owner, selection=False),
+                        valid=max(result.valid_scores), best_epoch=result.best_epoch, valid_history=result.valid_scores,
+                        details={"tokenizer": result.tokenizer}, layer_weights=result.layer_weights)

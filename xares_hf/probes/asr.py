@@ -20,16 +20,16 @@ transcripts as one utterance at a time up to float rounding.
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
+from .. import distributed
+from ..store import Frames
+from .frame import as_frames
 from .layer_mix import layer_weights, with_layer_mix
+from .trainer import Fit, fit, share_of_mean
 
 HEADS = ("ctc", "llm")
 XARES_SEPARATOR = "<|vision_end|>"
@@ -47,12 +47,17 @@ class AsrResult:
     decoder: str | None  # the causal LM id/path for head "llm", else None
     layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
     train_losses: list[float] = field(default_factory=list)  # mean training loss of each epoch (diagnostics)
+    fit: Fit | None = None
 
 
 # ----------------------------------------------------------------------------------------------------- checks
 
 
-def _check_frames(name: str, frames: list[np.ndarray], dim: int | None) -> int | None:
+def _check_frames(name: str, frames: Frames | list[np.ndarray], dim: int | None) -> int | None:
+    if isinstance(frames, Frames):  # stored frames are 2-D and of one width by construction
+        if len(frames) and dim is not None and frames.dim != dim:
+            raise ValueError(f"{name} frames have dim {frames.dim}, expected {dim} like the others")
+        return frames.dim if len(frames) else dim
     for i, f in enumerate(frames):
         shape = np.shape(f)
         if len(shape) != 2:
@@ -137,6 +142,10 @@ class _CtcHead:
         packed = torch.from_numpy(np.concatenate([np.asarray(f, dtype=np.float32) for f in frames])).to(self.device)
         logits = self.module(packed).float()
         return torch.nn.utils.rnn.pad_sequence(list(logits.split(lengths)), batch_first=True), lengths
+
+    def units(self, texts: list[str]) -> list[int]:
+        """What the loss is a mean over, per utterance: CTC's mean is over utterances."""
+        return [1] * len(texts)
 
     def loss(self, frames: list[np.ndarray], texts: list[str]) -> torch.Tensor:
         logits, lengths = self._logits(frames)
@@ -233,6 +242,10 @@ class _LlmHead:
     def _ids(self, ids: list[int]) -> torch.Tensor:
         return torch.tensor(ids, dtype=torch.long, device=self.device)
 
+    def units(self, texts: list[str]) -> list[int]:
+        """What the loss is a mean over, per utterance: its target tokens (the transcript's and EOS)."""
+        return [len(ids) + 1 for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
     def loss(self, frames: list[np.ndarray], texts: list[str]) -> torch.Tensor:
         x, lengths = _batch(frames, self.device)
         with self._autocast():
@@ -295,11 +308,40 @@ class _LlmHead:
 
 # ------------------------------------------------------------------------------------------------- training
 
+_DECODERS: dict[str, tuple] = {}
+
+
+def _shared_decoder(decoder: str) -> tuple:
+    """The decoder LM and tokenizer, loaded once per process (every round and seed reuses the frozen LM)."""
+    if decoder not in _DECODERS:
+        _DECODERS[decoder] = _load_decoder(decoder)
+    return _DECODERS[decoder]
+
+
+class _AsrTraining:
+    """The trainer's view of an ASR head: the loss of a batch of utterances and the validation transcripts."""
+
+    def __init__(self, model, frames: Frames, texts: list[str], valid: tuple[Frames, list[str]], score: Callable,
+                 transcribe: Callable[[list[np.ndarray]], list[str]]) -> None:
+        self.model, self.module, self.frames, self.texts = model, model.module, frames, texts
+        self.valid, self.score, self.transcribe = valid, score, transcribe
+        self.units = np.asarray(model.units(texts), dtype=np.float64)  # what the loss is a mean over, per utterance
+
+    def batch_loss(self, mine: list[int], batch: list[int]) -> torch.Tensor:
+        loss = self.model.loss(self.frames.take(mine), [self.texts[i] for i in mine])
+        return share_of_mean(loss, float(self.units[mine].sum()), float(self.units[batch].sum()))
+
+    def transcribe_all(self, frames: Frames) -> list[str]:
+        return distributed.predict_all(lambda share: self.transcribe(share.take(np.arange(len(share)))), frames)
+
+    def validation_score(self) -> float:
+        return float(self.score(self.transcribe_all(self.valid[0]), list(self.valid[1])))
+
 
 def train_asr_probe(
-    train: tuple[list[np.ndarray], list[str]],
-    valid: tuple[list[np.ndarray], list[str]],
-    test_frames: list[np.ndarray],
+    train: tuple[Frames | list[np.ndarray], list[str]],
+    valid: tuple[Frames | list[np.ndarray], list[str]],
+    test_frames: Frames | list[np.ndarray],
     score: Callable[[list[str], list[str]], float],
     head: str = "ctc",
     decoder: str | None = None,
@@ -316,9 +358,9 @@ def train_asr_probe(
     (``score(hypotheses, references)``, higher is better), and transcribe ``test_frames`` with it.
 
     ``head="ctc"`` needs nothing but the frames; ``head="llm"`` loads ``decoder`` with ``AutoModelForCausalLM``
-    (set ``HF_HUB_OFFLINE=1`` to use the Hub cache only), freezes it and trains the adapter. Deterministic for a seed
-    on CPU. Raises ``ValueError`` for an unknown head, ``"llm"`` without a decoder, mismatched frames and
-    transcripts, or an empty transcript.
+    (once per process; set ``HF_HUB_OFFLINE=1`` to use the Hub cache only), freezes it and trains the adapter.
+    Deterministic for a seed on CPU; the loop is :mod:`.trainer`'s. Raises ``ValueError`` for an unknown head,
+    ``"llm"`` without a decoder, mismatched frames and transcripts, or an empty transcript.
     """
     if head not in HEADS:
         raise ValueError(f"unknown ASR head {head!r}: expected one of {', '.join(map(repr, HEADS))}")
@@ -330,45 +372,21 @@ def train_asr_probe(
     dim = _check_split("valid", valid, dim)
     _check_frames("test", test_frames, dim)
     device = torch.device(device)
+    train_frames, valid_frames, test = as_frames(train[0]), as_frames(valid[0]), as_frames(test_frames)
 
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    if head == "ctc":
-        model = _CtcHead(dim // layers, train[1], device)
-        transcribe = lambda frames: model.transcribe(frames, batch_size)  # noqa: E731
-    else:
-        lm, tokenizer = _load_decoder(decoder)
-        torch.manual_seed(seed)  # the adapter's initialisation must not depend on what loading the LM consumed
-        model = _LlmHead(dim // layers, lm, tokenizer, device)
-        transcribe = lambda frames: model.transcribe(frames, batch_size, max_new_tokens)  # noqa: E731
+    def build() -> _AsrTraining:
+        if head == "ctc":
+            model = _CtcHead(dim // layers, train[1], device)
+            transcribe = lambda frames: model.transcribe(frames, batch_size)  # noqa: E731
+        else:
+            lm, tokenizer = _shared_decoder(decoder)
+            torch.manual_seed(seed)  # the adapter's initialisation must not depend on what loading the LM consumed
+            model = _LlmHead(dim // layers, lm, tokenizer, device)
+            transcribe = lambda frames: model.transcribe(frames, batch_size, max_new_tokens)  # noqa: E731
+        model.module = with_layer_mix(model.module, layers).to(device)  # frames hold ``layers`` layers side by side
+        return _AsrTraining(model, train_frames, list(train[1]), (valid_frames, list(valid[1])), score, transcribe)
 
-    model.module = with_layer_mix(model.module, layers).to(device)  # frames hold ``layers`` layers side by side
-    optimiser = torch.optim.Adam(model.module.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
-    best, best_epoch, best_state = -np.inf, 0, copy.deepcopy(model.module.state_dict())
-    history: list[float] = []
-    losses: list[float] = []
-    train_frames, train_texts = train
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
-        model.module.train()
-        order = torch.randperm(len(train_frames), generator=generator).tolist()
-        total, steps = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            optimiser.zero_grad()
-            loss = model.loss([train_frames[i] for i in idx], [train_texts[i] for i in idx])
-            loss.backward()
-            optimiser.step()
-            total, steps = total + float(loss.detach()), steps + 1
-        losses.append(total / max(steps, 1))
-        if epochs > 1:
-            schedule.step()
-        value = float(score(transcribe(valid[0]), list(valid[1])))
-        history.append(value)
-        if not math.isnan(value) and value > best:
-            best, best_epoch, best_state = value, epoch, copy.deepcopy(model.module.state_dict())
-    model.module.load_state_dict(best_state)
-    hypotheses = transcribe(test_frames) if len(test_frames) else []
-    return AsrResult(hypotheses, best_epoch, history, head, decoder if head == "llm" else None,
-                     layer_weights(model.module), losses)
-
+    training, outcome = fit(build, len(train_frames), epochs, learning_rate, batch_size, seed, desc)
+    hypotheses = training.transcribe_all(test) if len(test) else []
+    return AsrResult(hypotheses, outcome.best_epoch, outcome.valid_scores, head, decoder if head == "llm" else None,
+                     layer_weights(training.module), outcome.train_losses, outcome)

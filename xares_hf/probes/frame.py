@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import distributed
+from ..store import Frames
 from .layer_mix import layer_weights, with_layer_mix
 from .linear import ProbeResult, linear_head
+from .trainer import fit, in_batches
+
+
+def as_frames(frames: Frames | Sequence[np.ndarray]) -> Frames:
+    """Stored frames as they are; per-clip arrays in memory wrapped as frames."""
+    return frames if isinstance(frames, Frames) else Frames.from_list([np.asarray(f, np.float32) for f in frames])
 
 
 def _pad(frames: list[np.ndarray], targets: list[np.ndarray] | None = None):
@@ -23,24 +28,49 @@ def _pad(frames: list[np.ndarray], targets: list[np.ndarray] | None = None):
     return x, mask, y
 
 
-def _predict(head: torch.nn.Module, frames: list[np.ndarray], batch_size: int) -> list[np.ndarray]:
-    head.eval()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(frames), batch_size):
-            chunk = frames[start : start + batch_size]
-            x, _, _ = _pad(chunk)
-            probs = torch.sigmoid(head(x)).numpy()
-            out.extend(probs[i, : f.shape[0]] for i, f in enumerate(chunk))
-    return out
+class FrameHead:
+    """A per-frame head: BCE on every real frame (padding masked), averaged over the global batch's frames."""
+
+    def __init__(self, frames: Frames, targets: Sequence[np.ndarray], valid: tuple[Frames, Sequence[np.ndarray]],
+                 num_classes: int, score: Callable, batch_size: int, pos_weight: float | None, layers: int,
+                 device: torch.device) -> None:
+        self.frames, self.targets, self.valid, self.score = frames, targets, valid, score
+        self.batch_size, self.device, self.lengths = batch_size, device, frames.lengths
+        self.module = with_layer_mix(linear_head(frames.dim // layers, num_classes), layers).to(device)
+        weight = None if pos_weight is None else torch.full((num_classes,), float(pos_weight), device=device)
+        self.loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction="none")
+
+    def batch_loss(self, mine: list[int], batch: list[int]) -> torch.Tensor:
+        total_frames = int(self.lengths[batch].sum())  # of the global batch, as one process sees it
+        x, mask, y = _pad(self.frames.take(mine), [self.targets[i] for i in mine])
+        x, mask, y = x.to(self.device), mask.to(self.device), y.to(self.device)
+        return (self.loss_fn(self.module(x), y).mean(-1) * mask).sum() / total_frames
+
+    def predict(self, frames: Frames) -> list[np.ndarray]:
+        """Per-frame probabilities of every clip, a batch at a time."""
+        self.module.eval()
+        out = []
+        with torch.inference_mode():
+            for rows in in_batches(len(frames), self.batch_size):
+                chunk = frames.take(rows)
+                x, _, _ = _pad(chunk)
+                probs = torch.sigmoid(self.module(x.to(self.device))).cpu().numpy()
+                out.extend(probs[i, : f.shape[0]] for i, f in enumerate(chunk))
+        return out
+
+    def predict_all(self, frames: Frames) -> list[np.ndarray]:
+        return distributed.predict_all(self.predict, frames)
+
+    def validation_score(self) -> float:
+        return self.score(self.predict_all(self.valid[0]), self.valid[1])
 
 
 def train_frame_probe(
-    train: tuple[list[np.ndarray], list[np.ndarray]],
-    valid: tuple[list[np.ndarray], list[np.ndarray]],
-    test_frames: list[np.ndarray],
+    train: tuple[Frames | Sequence[np.ndarray], Sequence[np.ndarray]],
+    valid: tuple[Frames | Sequence[np.ndarray], Sequence[np.ndarray]],
+    test_frames: Frames | Sequence[np.ndarray],
     num_classes: int,
-    score: Callable[[list[np.ndarray], list[np.ndarray]], float],
+    score: Callable[[list[np.ndarray], Sequence[np.ndarray]], float],
     epochs: int,
     learning_rate: float,
     batch_size: int,
@@ -48,45 +78,18 @@ def train_frame_probe(
     seed: int = 42,
     desc: str = "frame probe",
     layers: int = 1,
+    device: str | torch.device = "cpu",
 ) -> ProbeResult:
     """Train a per-frame head on (frames, 0/1 targets) clips; test predictions are per-frame probabilities.
 
     Padded frames are masked out of the loss. ``score(probabilities, targets)`` picks the best epoch.
     ``layers > 1``: frames hold that many layers side by side, mixed by learnt softmax weights first.
+    Frames and targets are read a batch at a time (``targets`` may compute each clip's on access).
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    frames, targets = train
-    head = with_layer_mix(linear_head(frames[0].shape[1] // layers, num_classes), layers)
-    optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
-    head, optimiser = distributed.prepare(head, optimiser)
-    model = distributed.unwrap(head)
-    world, rank = distributed.world_size(), distributed.rank()
-    predict = lambda clips: _predict(model, clips, batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
-    weight = None if pos_weight is None else torch.full((num_classes,), float(pos_weight))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction="none")
-    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(model.state_dict()), []
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False, disable=not distributed.is_main()):
-        head.train()
-        order = torch.randperm(len(frames), generator=generator).tolist()
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            total_frames = sum(frames[i].shape[0] for i in idx)  # of the global batch, as one process sees it
-            mine = idx[rank::world]
-            optimiser.zero_grad()
-            if mine:
-                x, mask, y = _pad([frames[i] for i in mine], [targets[i] for i in mine])
-                loss = (loss_fn(head(x), y).mean(-1) * mask).sum() * world / total_frames
-            else:  # a batch smaller than the number of processes: this one adds nothing but must join in
-                loss = sum(p.sum() for p in head.parameters()) * 0.0
-            distributed.backward(loss)
-            optimiser.step()
-        if epochs > 1:
-            schedule.step()
-        value = score(distributed.predict_all(predict, valid[0]), valid[1])
-        history.append(value)
-        if value > best:
-            best, best_epoch, best_state = value, epoch, copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
-    return ProbeResult(distributed.predict_all(predict, test_frames), best_epoch, history, layer_weights(model))
+    frames = as_frames(train[0])
+    valid_frames = (as_frames(valid[0]), valid[1])
+    build = lambda: FrameHead(frames, train[1], valid_frames, num_classes, score, batch_size, pos_weight, layers,  # noqa: E731
+                              torch.device(device))
+    head, outcome = fit(build, len(frames), epochs, learning_rate, batch_size, seed, desc)
+    return ProbeResult(head.predict_all(as_frames(test_frames)), outcome.best_epoch, outcome.valid_scores,
+                       layer_weights(head.module), outcome)

@@ -9,7 +9,6 @@ best on valid is kept.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-
+from .. import distributed
+from ..store import Rows
 from .layer_mix import layer_weights, with_layer_mix
+from .trainer import Fit, fit, in_batches
 
 logger = logging.getLogger("xares_hf")
 
@@ -39,6 +39,7 @@ class RetrievalResult:
     valid_scores: list[float]
     tokenizer: str  # what tokenized the text: the AutoTokenizer id/path, or "trained-wordpiece" (fallback)
     layer_weights: list[float] | None = None  # learnt weights over stacked layers (``layers > 1``)
+    fit: Fit | None = None
 
 
 class RetrievalHead(torch.nn.Module):
@@ -89,11 +90,13 @@ def contrastive_loss(head: RetrievalHead, audio: torch.Tensor, text: torch.Tenso
     return loss + _embedding_regulariser(audio) + _embedding_regulariser(text)
 
 
-def _check_split(name: str, split: tuple[np.ndarray, list[list[str]]]) -> tuple[np.ndarray, list[list[str]]]:
+def _check_split(name: str, split: tuple[Rows | np.ndarray, list[list[str]]]) -> tuple[Rows, list[list[str]]]:
     embeddings, captions = split
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    if embeddings.ndim != 2:
-        raise ValueError(f"{name} split: clip embeddings must be 2-D (clips, dim), got shape {embeddings.shape}")
+    if not isinstance(embeddings, Rows):
+        array = np.asarray(embeddings, dtype=np.float32)
+        if array.ndim != 2:
+            raise ValueError(f"{name} split: clip embeddings must be 2-D (clips, dim), got shape {array.shape}")
+        embeddings = Rows.from_array(array)
     if len(embeddings) != len(captions):
         raise ValueError(
             f"{name} split: {len(embeddings)} clip embeddings but {len(captions)} caption lists; they must match"
@@ -191,25 +194,61 @@ def _pad(ids: list[list[int]], pad_id: int, max_tokens: int) -> tuple[torch.Tens
     return out, lengths
 
 
-def _embed(head: RetrievalHead, x: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, batch_size: int):
-    """L2-normalised audio and text embeddings, as float32 numpy arrays."""
-    head.eval()
-    empty = torch.zeros(0, head.token_embedding.embedding_dim)
-    with torch.inference_mode():
-        audio = [head.embed_audio(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        text = [
-            head.embed_text(ids[i : i + batch_size], lengths[i : i + batch_size])
-            for i in range(0, len(ids), batch_size)
-        ]
-        audio = F.normalize(torch.cat(audio), dim=-1) if audio else empty
-        text = F.normalize(torch.cat(text), dim=-1) if text else empty
-    return audio.numpy().astype(np.float32), text.numpy().astype(np.float32)
+class _Towers:
+    """The trainer's view of the retrieval head: one training item per caption, paired with its clip's row."""
+
+    def __init__(self, x: Rows, ids: torch.Tensor, lengths: torch.Tensor, owner: np.ndarray, valid: tuple,
+                 score: Callable, vocab_size: int, embed_dim: int, batch_size: int, layers: int) -> None:
+        self.x, self.ids, self.lengths, self.owner, self.valid = x, ids, lengths, owner, valid
+        self.score, self.batch_size = score, batch_size
+        self.module = RetrievalHead(x.dim // layers, vocab_size, embed_dim)
+        self.module.audio = with_layer_mix(self.module.audio, layers)
+
+    def batch_loss(self, mine: list[int], batch: list[int]) -> torch.Tensor:
+        audio = self.module.embed_audio(torch.from_numpy(self.x.take(self.owner[mine])))
+        text = self.module.embed_text(self.ids[mine], self.lengths[mine])
+        world = distributed.world_size()
+        if world == 1:
+            return contrastive_loss(self.module, audio, text)
+        # the loss is over the whole global batch (every caption is every other clip's negative): gather both towers'
+        # outputs with their gradients; each process's loss is the whole one over ``world`` (see the trainer)
+        sizes = [len(batch[r::world]) for r in range(world)]
+        audio, text = distributed.gather_with_grad(audio, sizes), distributed.gather_with_grad(text, sizes)
+        return contrastive_loss(self.module, audio, text) / world
+
+    def embed(self, x: Rows, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """L2-normalised audio and text embeddings (each process its share, gathered)."""
+        self.module.eval()
+        empty = np.zeros((0, self.module.token_embedding.embedding_dim), np.float32)
+
+        def audio(rows: Rows) -> np.ndarray:
+            with torch.inference_mode():
+                out = [F.normalize(self.module.embed_audio(torch.from_numpy(rows.take(b))), dim=-1)
+                       for b in in_batches(len(rows), self.batch_size)]
+            return torch.cat(out).numpy().astype(np.float32) if out else empty
+
+        def text(captions: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = [F.normalize(self.module.embed_text(ids[captions[b]], lengths[captions[b]]), dim=-1)
+                       for b in in_batches(len(captions), self.batch_size)]
+            return torch.cat(out).numpy().astype(np.float32) if out else empty
+
+        return distributed.predict_all(audio, x), distributed.predict_all(text, np.arange(len(ids)))
+
+    def validation_score(self) -> float:
+        x, ids, lengths, owner = self.valid
+        return float(self.score(*self.embed(x, ids, lengths), owner))
+
+
+def _clamp_scale(towers: _Towers) -> None:
+    with torch.no_grad():  # CLIP's clamp: keep the scale (not just its use) at most 100
+        towers.module.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
 
 
 def train_retrieval_probe(
-    train: tuple[np.ndarray, list[list[str]]],
-    valid: tuple[np.ndarray, list[list[str]]],
-    test: tuple[np.ndarray, list[list[str]]],
+    train: tuple[Rows | np.ndarray, list[list[str]]],
+    valid: tuple[Rows | np.ndarray, list[list[str]]],
+    test: tuple[Rows | np.ndarray, list[list[str]]],
     score: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
     tokenizer: str | None = "google-bert/bert-base-uncased",
     embed_dim: int = 1024,
@@ -234,7 +273,7 @@ def train_retrieval_probe(
       None, a WordPiece tokenizer is trained on the training captions only, a warning is logged, and
       ``RetrievalResult.tokenizer`` says ``"trained-wordpiece"``. Token sequences are truncated to ``max_tokens``.
 
-    Deterministic for a seed (it seeds torch's global RNG, as the linear probe does).
+    Deterministic for a seed; the loop is :mod:`.trainer`'s.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -245,49 +284,22 @@ def train_retrieval_probe(
         if len(x) == 0:
             raise ValueError(f"{name} split has no clips")
     for name, x in (("valid", x_valid), ("test", x_test)):
-        if len(x) and x.shape[1] != x_train.shape[1]:
-            raise ValueError(f"{name} split: embedding dim {x.shape[1]} differs from train's {x_train.shape[1]}")
+        if len(x) and x.dim != x_train.dim:
+            raise ValueError(f"{name} split: embedding dim {x.dim} differs from train's {x_train.dim}")
 
     train_texts, train_owner = _flatten(c_train)
     encode, vocab_size, pad_id, tokenizer_label = _make_encoder(tokenizer, train_texts, max_tokens)
 
-    def prepare(x: np.ndarray, captions: list[list[str]]):
+    def prepare(x: Rows, captions: list[list[str]]):
         texts, owner = _flatten(captions)
         ids, lengths = _pad(encode(texts), pad_id, max_tokens)
-        return torch.as_tensor(np.ascontiguousarray(x)), ids, lengths, owner
+        return x, ids, lengths, owner
 
-    x_train_t, ids_train, len_train, _ = prepare(x_train, c_train)
-    valid_t = prepare(x_valid, c_valid)
-    test_t = prepare(x_test, c_test)
-    owner_train = torch.from_numpy(train_owner)
-
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    head = RetrievalHead(x_train.shape[1] // layers, vocab_size, embed_dim)
-    head.audio = with_layer_mix(head.audio, layers)
-    optimiser = torch.optim.Adam(head.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs, eta_min=0.1 * learning_rate)
-    best, best_epoch, best_state, history = -np.inf, 0, copy.deepcopy(head.state_dict()), []
-    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch", leave=False):
-        head.train()
-        order = torch.randperm(len(ids_train), generator=generator)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            optimiser.zero_grad()
-            audio = head.embed_audio(x_train_t[owner_train[idx]])
-            text = head.embed_text(ids_train[idx], len_train[idx])
-            contrastive_loss(head, audio, text).backward()
-            optimiser.step()
-            with torch.no_grad():  # CLIP's clamp: keep the scale (not just its use) at most 100
-                head.logit_scale.clamp_(max=math.log(MAX_LOGIT_SCALE))
-        if epochs > 1:
-            schedule.step()
-        x_v, ids_v, len_v, owner_v = valid_t
-        value = float(score(*_embed(head, x_v, ids_v, len_v, batch_size), owner_v))
-        history.append(value)
-        if value > best:
-            best, best_epoch, best_state = value, epoch, copy.deepcopy(head.state_dict())
-    head.load_state_dict(best_state)
-    x_t, ids_t, len_t, owner_t = test_t
-    audio_emb, text_emb = _embed(head, x_t, ids_t, len_t, batch_size)
-    return RetrievalResult(audio_emb, text_emb, owner_t, best_epoch, history, tokenizer_label, layer_weights(head))
+    _, ids_train, len_train, _ = prepare(x_train, c_train)
+    build = lambda: _Towers(x_train, ids_train, len_train, train_owner, prepare(x_valid, c_valid), score,  # noqa: E731
+                            vocab_size, embed_dim, batch_size, layers)
+    towers, outcome = fit(build, len(ids_train), epochs, learning_rate, batch_size, seed, desc, after_step=_clamp_scale)
+    x_t, ids_t, len_t, owner_t = prepare(x_test, c_test)
+    audio_emb, text_emb = towers.embed(x_t, ids_t, len_t)
+    return RetrievalResult(audio_emb, text_emb, owner_t, outcome.best_epoch, outcome.valid_scores, tokenizer_label,
+                           layer_weights(towers.module), outcome)

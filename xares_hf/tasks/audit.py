@@ -97,8 +97,8 @@ def not_scored(card: TaskCard, data: dict[str, Any], places: dict[str, tuple[lis
                          "precision counts as 0 in the mAP")
     if kind == "events":
         for split, split_data in data.items():
-            for row, (events, frames) in enumerate(zip(split_data.labels, split_data.frames, strict=True)):
-                for reason in unscored_events(events, hop_size_in_ms, len(frames)):
+            for row, (events, frames) in enumerate(zip(split_data.labels, split_data.frames.lengths, strict=True)):
+                for reason in unscored_events(events, hop_size_in_ms, int(frames)):
                     note(split, row, reason)
     if kind == "transcript" and card.probe.head == "ctc":
         _ctc_limits(data, rounds, note)
@@ -136,7 +136,7 @@ def _ctc_limits(data: dict[str, Any], rounds: list, note: Callable[[str, int | N
             note(test, rows[0], f"character {quoted(char)} is in {len(rows)} transcript(s) of '{test}' but in no "
                  "training transcript: the CTC head can never write it (first: this sample)")
     for split in sorted({s for _, train, _, _ in rounds for s in train}):
-        for row, (text, frames) in enumerate(zip(data[split].labels, data[split].frames, strict=True)):
-            if len(frames) < ctc_min_frames(text):
+        for row, (text, frames) in enumerate(zip(data[split].labels, data[split].frames.lengths, strict=True)):
+            if frames < ctc_min_frames(text):
                 note(split, row, f"the transcript needs at least {ctc_min_frames(text)} frames for CTC, the encoder "
-                     f"gave {len(frames)}: the CTC head learns nothing from this sample")
+                     f"gave {frames}: the CTC head learns nothing from this sample")
