@@ -1,6 +1,7 @@
 """Where a run's time goes: wall time per phase, overhead beyond the encoder, clips/s, peak memory.
 
     python scripts/benchmark.py [--encoder log-mel] [--size tiny|mini] [--tasks ...] [--scale K] [--json out.json]
+    python scripts/benchmark.py --paper-scale F [F ...] ...   (X-ARES tasks at F times their size: paper_scale.py)
 
 Builds (once) the xares-mini suite of the given size; with ``--scale K`` a copy whose splits hold every
 shard K times (as links), to show how cost grows with data. Runs ``xares_hf.evaluate`` with an empty
@@ -70,6 +71,12 @@ def count_clips(data: Path, cards: Path) -> int:
 
 
 def main() -> None:
+    if any(a == "--paper-scale" or a.startswith("--paper-scale=") for a in sys.argv[1:]):  # scripts/paper_scale.py
+        sys.path.insert(0, str(Path(__file__).parent))
+        from paper_scale import main as paper_scale
+
+        paper_scale(sys.argv[1:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="log-mel")
     parser.add_argument("--size", default="tiny", choices=["tiny", "mini"])
