@@ -1,7 +1,8 @@
 """Paper-scale runs: X-ARES tasks at F times their real size; time per phase, peak memory, store size; F = 1 estimates.
 
     python scripts/benchmark.py --paper-scale F [F ...] [--tasks desed librispeech esc50 clotho]
-        [--encoder log-mel | --encoder random-projection --width 768 --frame-rate 50]
+        [--encoder log-mel | --encoder random-projection --width 768 --frame-rate 50
+         | --encoder wav2vec2 --width 128 --layers 4]
         [--train-clips N [N ...]] [--eval-clips N] [--layer L] [--work DIR] [--json out.json]
 
 Each (task, F) gets synthetic shards in X-ARES' layout, written once into ``--work`` (``paper_scale_tasks.py``: the
@@ -32,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from paper_scale_tasks import SIZES, RandomProjectionEncoder, build_task, size_table  # noqa: E402
+from paper_scale_tasks import SIZES, RandomProjectionEncoder, build_task, save_random_wav2vec2, size_table  # noqa: E402
 
 DEFAULT_TASKS = ["desed", "librispeech", "esc50", "clotho"]
 STAGES = ("encoding", "probes", "other")
@@ -102,8 +103,10 @@ def child(spec: dict) -> None:
 
     sampler = MemorySampler()
     sampler.start()
-    encoder = ("log-mel" if spec["encoder"] == "log-mel"
-               else RandomProjectionEncoder(spec["width"], spec["frame_rate"], seed=spec["seed"]))
+    if spec["encoder"] == "random-projection":
+        encoder = RandomProjectionEncoder(spec["width"], spec["frame_rate"], seed=spec["seed"])
+    else:  # "log-mel", or the folder of a saved random wav2vec2
+        encoder = spec["encoder_path"] or spec["encoder"]
     start = time.perf_counter()
     results = evaluate(encoder, tasks=[spec["card"]], data_dir=spec["data"], cache_dir=spec["cache"], output_dir=None,
                        layer=spec["layer"], asr_head=spec["asr_head"], download=False)
@@ -127,11 +130,17 @@ def run_task(task: str, f: float, train_clips: int | None, args: argparse.Namesp
     """Write (or reuse) the task's shards, run it in a fresh child process with an empty store, return its figures."""
     variant = f"{task}-F{f:g}-train{train_clips or 'F'}-eval{args.eval_clips or 'F'}-seed{args.seed}-{args.format}"
     card, manifest = build_task(task, work / "data" / variant, f, train_clips, args.eval_clips, args.seed, args.format)
-    encoder_tag = "log-mel" if args.encoder == "log-mel" else f"rp{args.width}x{args.frame_rate:g}"
+    encoder_tag = {"log-mel": "log-mel", "random-projection": f"rp{args.width}x{args.frame_rate:g}",
+                   "wav2vec2": f"w2v{args.width}x{args.layers}"}[args.encoder]
+    encoder_path = None
+    if args.encoder == "wav2vec2":
+        encoder_path = str(save_random_wav2vec2(work / "models" / f"{encoder_tag}-seed{args.seed}", args.width,
+                                                args.layers, args.seed))
     cache = work / "stores" / f"{variant}-{encoder_tag}"
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
-    spec = {"encoder": args.encoder, "width": args.width, "frame_rate": args.frame_rate, "seed": args.seed,
+    spec = {"encoder": args.encoder, "encoder_path": encoder_path, "width": args.width, "frame_rate": args.frame_rate,
+            "seed": args.seed,
             "card": str(card), "data": str(card.parent.parent), "cache": str(cache), "layer": args.layer,
             "asr_head": args.asr_head}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -237,8 +246,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmark.py --paper-scale", description=__doc__.splitlines()[0])
     parser.add_argument("--paper-scale", type=float, nargs="+", required=True, metavar="F", help="fractions of the real size")
     parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS, choices=sorted(SIZES), metavar="TASK")
-    parser.add_argument("--encoder", default="log-mel", choices=["log-mel", "random-projection"])
-    parser.add_argument("--width", type=int, default=768, help="random-projection: features per frame")
+    parser.add_argument("--encoder", default="log-mel", choices=["log-mel", "random-projection", "wav2vec2"])
+    parser.add_argument("--layers", type=int, default=4, help="wav2vec2: transformer blocks (hidden states - 1)")
+    parser.add_argument("--width", type=int, default=768, help="random-projection, wav2vec2: features per frame")
     parser.add_argument("--frame-rate", type=float, default=50.0, help="random-projection: frames per second")
     parser.add_argument("--train-clips", type=int, nargs="+", metavar="N", help="training clips, whatever F says (one run each)")
     parser.add_argument("--eval-clips", type=int, metavar="N", help="valid and test clips (per fold: k-fold tasks), whatever F says")
@@ -263,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     if args.sizes:
         print(size_table())
-    encoder = "log-mel" if args.encoder == "log-mel" else f"random-projection {args.width}-d at {args.frame_rate:g} frames/s"
+    encoder = {"log-mel": "log-mel", "random-projection": f"random-projection {args.width}-d at {args.frame_rate:g} frames/s",
+               "wav2vec2": f"random wav2vec2 {args.width}-d, {args.layers} blocks, 50 frames/s"}[args.encoder]
     print(f"paper scale {' '.join(f'{f:g}' for f in args.paper_scale)}, encoder {encoder}, work folder {work}")
     report = {"command": "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

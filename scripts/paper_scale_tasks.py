@@ -210,3 +210,21 @@ class RandomProjectionEncoder(torch.nn.Module):
         if audio.shape[1] < frames * self.hop:
             audio = torch.nn.functional.pad(audio, (0, frames * self.hop - audio.shape[1]))
         return torch.tanh(audio[:, : frames * self.hop].reshape(audio.shape[0], frames, self.hop) @ self.projection)
+
+
+def save_random_wav2vec2(folder: Path, width: int = 128, layers: int = 4, seed: int = 0) -> Path:
+    """A randomly initialised wav2vec2 (layer-norm front end, 50 frames/s) saved once, for ``layer="all"`` runs.
+
+    ``layers`` transformer blocks give ``layers + 1`` hidden states; the convolutions are kept narrow (16 channels)
+    so encoding stays cheap on a CPU while the encoder's output is ``width``-d like the chosen base model's."""
+    import transformers as tf
+
+    if (folder / "config.json").is_file():
+        return folder
+    torch.manual_seed(seed)
+    config = tf.Wav2Vec2Config(hidden_size=width, num_hidden_layers=layers, num_attention_heads=2,
+                               intermediate_size=2 * width, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                               num_conv_pos_embedding_groups=2, feat_extract_norm="layer", do_stable_layer_norm=True)
+    tf.Wav2Vec2Model(config).save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(folder)
+    return folder

@@ -86,3 +86,16 @@ def test_random_projection_meets_the_encoder_contract():
     report = check_encoder(RandomProjectionEncoder(width=48, frame_rate=40))
     assert (report.output_dim, report.hop_size_in_ms, report.frames_per_second_measured) == (48, 25.0, 40)
     assert not report.warnings
+
+
+def test_random_wav2vec2_gives_every_hidden_state(tmp_path):
+    """--encoder wav2vec2: a saved random model, ``width``-d at 50 frames/s, with ``layers + 1`` hidden states."""
+    from paper_scale_tasks import save_random_wav2vec2
+
+    from xares_hf import check_encoder, load_encoder
+
+    folder = save_random_wav2vec2(tmp_path / "w2v", width=24, layers=2)
+    report = check_encoder(str(folder))
+    assert (report.output_dim, report.hop_size_in_ms) == (24, 20.0)
+    encoder = load_encoder(str(folder), layer="all")
+    assert (encoder.stacked_layers, encoder.output_dim) == (3, 72)

@@ -159,7 +159,7 @@ class _CtcHead:
             torch.tensor([len(t) for t in targets], dtype=torch.long),
         )
 
-    def transcribe(self, frames: list[np.ndarray], batch_size: int) -> list[str]:
+    def transcribe(self, frames: Frames | list[np.ndarray], batch_size: int) -> list[str]:
         self.module.eval()
         out: list[str] = []
         with torch.inference_mode():
@@ -264,7 +264,7 @@ class _LlmHead:
                 inputs[i, : len(e)], mask[i, : len(e)], target[i, : len(e)] = e, 1, self._ids(lab)
             return self.lm(inputs_embeds=inputs, attention_mask=mask, labels=target).loss.float()
 
-    def generate_ids(self, frames: list[np.ndarray], batch_size: int, max_new_tokens: int) -> list[list[int]]:
+    def generate_ids(self, frames: Frames | list[np.ndarray], batch_size: int, max_new_tokens: int) -> list[list[int]]:
         """Greedy continuations of ``[audio_i, sep]``, cut before the first EOS."""
         from transformers import GenerationConfig, LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
@@ -301,7 +301,7 @@ class _LlmHead:
                     out.append(row[: row.index(self.eos_id)] if self.eos_id in row else row)
         return out
 
-    def transcribe(self, frames: list[np.ndarray], batch_size: int, max_new_tokens: int) -> list[str]:
+    def transcribe(self, frames: Frames | list[np.ndarray], batch_size: int, max_new_tokens: int) -> list[str]:
         ids = self.generate_ids(frames, batch_size, max_new_tokens)
         return [_clean(t) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)] if ids else []
 
@@ -322,7 +322,7 @@ class _AsrTraining:
     """The trainer's view of an ASR head: the loss of a batch of utterances and the validation transcripts."""
 
     def __init__(self, model, frames: Frames, texts: list[str], valid: tuple[Frames, list[str]], score: Callable,
-                 transcribe: Callable[[list[np.ndarray]], list[str]]) -> None:
+                 transcribe: Callable[[Frames], list[str]]) -> None:
         self.model, self.module, self.frames, self.texts = model, model.module, frames, texts
         self.valid, self.score, self.transcribe = valid, score, transcribe
         self.units = np.asarray(model.units(texts), dtype=np.float64)  # what the loss is a mean over, per utterance
@@ -332,7 +332,7 @@ class _AsrTraining:
         return share_of_mean(loss, float(self.units[mine].sum()), float(self.units[batch].sum()))
 
     def transcribe_all(self, frames: Frames) -> list[str]:
-        return distributed.predict_all(lambda share: self.transcribe(share.take(np.arange(len(share)))), frames)
+        return distributed.predict_all(self.transcribe, frames)  # batches are read from the views as they go
 
     def validation_score(self) -> float:
         return float(self.score(self.transcribe_all(self.valid[0]), list(self.valid[1])))

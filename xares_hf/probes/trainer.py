@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from .heap import bound_heap_growth
 
 logger = logging.getLogger("xares_hf")
 
@@ -72,6 +73,7 @@ def fit(
     epoch's state restored, and the :class:`Fit`."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    bound_heap_growth()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     head = build()
