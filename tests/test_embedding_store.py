@@ -141,3 +141,38 @@ def test_a_full_disk_leaves_no_entry_and_says_what_failed(tmp_path, monkeypatch)
     with pytest.raises(OSError, match=r"task 'toy' to .*key1\.safetensors: No space left on device \(the disk is full"):
         cache.save("toy", "key1", _split(n=50))
     assert list((tmp_path / "toy").iterdir()) == []  # no entry under its final name, no temporary file left
+
+
+def test_a_streamed_array_is_written_byte_for_byte_like_the_whole_one(tmp_path):
+    """Streamed (frames read a clip at a time) writes the same file as the array held whole."""
+    from xares_hf.store import Streamed, write_entry
+
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((n, 6)).astype(np.float32) for n in (5, 0, 9, 3)]
+    whole, streamed = tmp_path / "whole.safetensors", tmp_path / "streamed.safetensors"
+    with open(whole, "wb") as out:
+        write_entry(out, {"frames": np.concatenate(clips), "n": np.arange(4)})
+    with open(streamed, "wb") as out:
+        write_entry(out, {"frames": Streamed(np.dtype(np.float32), (17, 6), lambda: iter(clips)), "n": np.arange(4)})
+    assert streamed.read_bytes() == whole.read_bytes()
+    with open(tmp_path / "short.safetensors", "wb") as out, pytest.raises(ValueError, match="gave 408 bytes where its shape"):
+        write_entry(out, {"frames": Streamed(np.dtype(np.float32), (18, 6), lambda: iter(clips))})
+
+
+def test_the_frame_spool_gives_each_clip_back_in_its_own_order(tmp_path):
+    """Frames spooled in encoding order (sorted by length) come back in the clips' order, from a file no one sees."""
+    from xares_hf.store import FrameSpool
+
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal((n, 4)).astype(np.float32) for n in (7, 2, 0, 5)]
+    spool = FrameSpool(tmp_path / "task")
+    for slot in (2, 1, 3, 0):  # as a length-sorted batch would add them
+        spool.add(slot, clips[slot])
+    frames = spool.frames(4, 4)
+    assert list((tmp_path / "task").iterdir()) == []  # the spool file has no name
+    assert list(frames.lengths) == [7, 2, 0, 5]
+    for got, want in zip(frames, clips):
+        np.testing.assert_array_equal(got, want)
+    data, offsets = frames.packed()
+    assert data.shape == (14, 4) and list(offsets) == [0, 7, 9, 9, 14]
+    np.testing.assert_array_equal(np.concatenate(list(data.pieces())), np.concatenate(clips))

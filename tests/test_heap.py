@@ -1,4 +1,4 @@
-"""probes/heap.py: glibc's heap no longer keeps freed training tensors resident."""
+"""heap.py: glibc's heap no longer keeps freed training tensors resident."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 PROBE = textwrap.dedent("""
     import sys
     import numpy as np
-    from xares_hf.probes.heap import bound_heap_growth
+    from xares_hf.heap import bound_heap_growth
 
     def anon_mb():
         for line in open("/proc/self/status"):
@@ -50,7 +50,7 @@ def test_a_users_own_setting_is_left_alone():
 
 
 def test_training_a_probe_bounds_the_heap():
-    code = ("import numpy as np; from xares_hf.probes import heap, linear;"
+    code = ("import numpy as np; from xares_hf import heap; from xares_hf.probes import linear;"
             "x = np.random.default_rng(0).standard_normal((40, 4)).astype('float32'); y = np.arange(40) % 2;"
             "assert not heap._done; linear.train_linear_probe((x, y), (x, y), x, 2, lambda p, t: 0.0, epochs=1,"
             "learning_rate=1e-3, batch_size=8); print(heap._done)")

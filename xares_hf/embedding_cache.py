@@ -64,15 +64,14 @@ class SplitEmbeddings:
     @staticmethod
     def merge(parts: list[tuple["SplitEmbeddings", list]]) -> "SplitEmbeddings":
         """Join per-process parts of one shard, each with its samples' places in the split, back into the split's
-        order (read into memory: one shard's worth)."""
+        order (views of the parts: the frames are read a clip at a time when the merged entry is written)."""
         rows = sorted((tuple(o), p, i) for p, (_, order) in enumerate(parts) for i, o in enumerate(order))
         joined = SplitEmbeddings.concat([part for part, _ in parts])
         offsets = np.cumsum([0] + [len(part) for part, _ in parts])
         joined = joined.select([int(offsets[p] + i) for _, p, i in rows])
         skipped = sorted(joined.skipped, key=lambda s: s.get("position", 0))
         return SplitEmbeddings(Rows.from_array(joined.pooled.numpy()), joined.keys, joined.urls, joined.metas,
-                               joined.durations, None if joined.frames is None else Frames.from_list(list(joined.frames)),
-                               skipped, joined.left_out)
+                               joined.durations, joined.frames, skipped, joined.left_out)
 
     @staticmethod
     def concat(parts: list["SplitEmbeddings"]) -> "SplitEmbeddings":

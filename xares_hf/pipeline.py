@@ -17,9 +17,10 @@ from . import distributed, profiling
 from .data import DataError, LeftOut, SkippedSample, clip_key, prefetch_audio, shard_files
 from .data.shards import unused_shards
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
-from .store import Frames, Rows
+from .store import FrameSpool, Rows
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, SplitData
+from .heap import bound_heap_growth
 from .probing import probe_task
 from .results import TaskResult
 from .tasks import LabelEncoder, LabelError, TaskCard
@@ -43,11 +44,16 @@ def _encode(
     all_files: list[str] | None = None,
     mixed_precision: str | None = None,
     on_bad_sample: str = "error",
+    spool_dir: Path | None = None,
 ) -> tuple[SplitEmbeddings, list[tuple[int, int, int]]]:
-    """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split."""
+    """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split.
+
+    Frames are not kept in memory: each batch's go to a spool file in ``spool_dir`` (deleted when the result is
+    dropped), and the result's frames are a view of it in the split's order, so a shard costs one batch of frames."""
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
-    pooled, frames, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], [], []
+    pooled, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], []
+    spool = FrameSpool(spool_dir) if keep_frames else None
     pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
     pending_bytes = 0
     size = card.probe.batch_size_encode
@@ -68,8 +74,8 @@ def _encode(
             for (slot, _), clip_frames in zip(chunk, encoded):
                 clip_frames = clip_frames.astype(np.float32, copy=False)
                 pooled[slot] = clip_frames.mean(axis=0)
-                if keep_frames:
-                    frames[slot] = clip_frames
+                if spool is not None:
+                    spool.add(slot, clip_frames)
         pending.clear()
         nonlocal pending_bytes
         pending_bytes = 0
@@ -112,14 +118,13 @@ def _encode(
         pending.append((len(pooled), sample.audio))
         pending_bytes += sample.audio.nbytes
         pooled.append(None)
-        frames.append(None)
         if len(pending) == SORT_WINDOW_BATCHES * size or pending_bytes >= SORT_WINDOW_BYTES:
             flush()
     flush()
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
         Rows.from_array(np.stack(pooled) if pooled else np.zeros((0, dim), np.float32)),
-        keys, urls, metas, np.asarray(durations), Frames.from_list(frames) if keep_frames else None, skipped, left_out,
+        keys, urls, metas, np.asarray(durations), spool.frames(len(pooled), dim) if spool else None, skipped, left_out,
     )
     return embeddings, order
 
@@ -147,7 +152,8 @@ def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precisio
         if cached is not None:
             return cached, False
         part, _ = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES,
-                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample)
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample,
+                          spool_dir=cache.path(card.name, key).parent)
         world, rank = distributed.world_size(), distributed.rank()
         with profiling.phase("cache I/O"):
             cache.save(card.name, key, part)
@@ -162,7 +168,8 @@ def _encode_shard_shared(encoder, card, split, file, key, labels, cache, mixed_p
     if cache.path(card.name, key).is_file():
         return False
     part, order = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES, stride=(rank, world),
-                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample)
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample,
+                          spool_dir=cache.path(card.name, key).parent)
     cache.save(card.name, f"{key}.part{rank}-of-{world}", part, order=order)
     distributed.barrier()
     if distributed.is_main():
@@ -281,6 +288,7 @@ def evaluate_task(
     ``seed, seed+1, ...`` on the same embeddings; ``layer_mode`` ("all" or "weighted") needs an encoder
     loaded with ``layer="all"`` (see :mod:`xares_hf.probing`).
     """
+    bound_heap_growth()
     files = files or shard_files(card, data_dir)
     unused = [{"split": "", "file": f, "key": "", "reason": "no split or fold pattern of the card matches this shard: "
                "not used"} for f in unused_shards(card, data_dir, files)]  # the folder's, so never cached

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
-from .heap import bound_heap_growth
+from ..heap import bound_heap_growth
 
 logger = logging.getLogger("xares_hf")
 

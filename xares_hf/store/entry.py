@@ -17,8 +17,9 @@ import json
 import mmap
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterable, Union
 
 import numpy as np
 
@@ -35,27 +36,61 @@ class EntryError(ValueError):
     """An entry that cannot be trusted: truncated, altered, or not an entry of this format."""
 
 
-def write_entry(out: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` (float32/float64/int64/uint8) to ``out`` as a checksummed safetensors file, streaming each
-    array's bytes (no copy of the data in memory)."""
-    arrays = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+@dataclass(frozen=True)
+class Streamed:
+    """An array written from pieces (e.g. each clip's frames, read from a spool file) instead of held whole:
+    ``pieces()`` yields C-ordered arrays of ``dtype`` whose rows, one after the other, make ``shape``."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    pieces: Callable[[], Iterable[np.ndarray]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+ArrayLike = Union[np.ndarray, Streamed]
+
+
+def write_entry(out: BinaryIO, arrays: dict[str, ArrayLike]) -> None:
+    """Write ``arrays`` (float32/float64/int64/uint8; :class:`Streamed` for one too big to hold) to ``out`` as a
+    checksummed safetensors file, streaming each array's bytes (no copy of the data in memory)."""
+    arrays = {name: a if isinstance(a, Streamed) else np.ascontiguousarray(a) for name, a in arrays.items()}
     table, offset = {}, 0
     for name in sorted(arrays):
         a = arrays[name]
-        if a.dtype not in _CODES:
+        if np.dtype(a.dtype) not in _CODES:
             raise TypeError(f"array '{name}' has dtype {a.dtype}; the store holds {', '.join(map(str, _CODES))}")
-        table[name] = {"dtype": _CODES[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        table[name] = {"dtype": _CODES[np.dtype(a.dtype)], "shape": list(a.shape),
+                       "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
     digest = _digest_start(table)
     for name in sorted(arrays):
-        digest.update(_bytes(arrays[name]))
+        for chunk in _chunks(name, arrays[name]):
+            digest.update(chunk)
     header = json.dumps({"__metadata__": {"format": FORMAT, "version": FORMAT_VERSION, "sha256": digest.hexdigest()},
                          **table}, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # safetensors pads the header so the data starts 8-byte aligned
     out.write(len(header).to_bytes(8, "little"))
     out.write(header)
     for name in sorted(arrays):
-        out.write(_bytes(arrays[name]))
+        for chunk in _chunks(name, arrays[name]):
+            out.write(chunk)
+
+
+def _chunks(name: str, array: ArrayLike) -> Iterable[memoryview]:
+    """The bytes of an array, or of a streamed array's pieces (checked to add up to its declared size)."""
+    if not isinstance(array, Streamed):
+        yield _bytes(array)
+        return
+    written = 0
+    for piece in array.pieces():
+        piece = np.ascontiguousarray(piece, dtype=array.dtype)
+        written += piece.nbytes
+        yield _bytes(piece)
+    if written != array.nbytes:
+        raise ValueError(f"streamed array '{name}' gave {written} bytes where its shape {array.shape} needs {array.nbytes}")
 
 
 def _bytes(array: np.ndarray) -> memoryview:

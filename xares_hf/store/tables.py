@@ -12,7 +12,7 @@ from typing import Iterator, Sequence, Union
 
 import numpy as np
 
-from .entry import Entry
+from .entry import Entry, Streamed
 
 Part = Union[np.ndarray, tuple[Entry, str]]
 
@@ -166,16 +166,17 @@ class Frames(_View):
         for row in range(len(self)):
             yield self[row]
 
-    def packed(self) -> tuple[np.ndarray, np.ndarray]:
-        """All frames concatenated and each clip's offset into them (``clips + 1``): the stored layout. No copy for
-        a whole in-memory part (a shard just encoded)."""
+    def packed(self) -> tuple[np.ndarray | Streamed, np.ndarray]:
+        """All frames concatenated, as the store lays them out, and each clip's offset into them (``clips + 1``).
+
+        A whole in-memory part is returned as it is; anything else (a reordered spool, parts of several entries)
+        as a :class:`Streamed` array read a clip at a time, so writing it never holds a shard's frames."""
         if (len(self.parts) == 1 and isinstance(self.parts[0][0], np.ndarray) and self.columns == slice(None)
                 and np.array_equal(self.where, _identity([len(self.parts[0][1]) - 1]))):
             return self.parts[0]
         lengths = self.lengths
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        data = np.concatenate(list(self)) if int(offsets[-1]) else np.zeros((0, self.dim), np.float32)
-        return data, offsets
+        return Streamed(np.dtype(np.float32), (int(offsets[-1]), self.dim), lambda: iter(self)), offsets
 
     @staticmethod
     def concat(views: list["Frames"]) -> "Frames":

@@ -1,4 +1,4 @@
-"""Keep the C heap from growing while probes train on clips of varying lengths.
+"""Keep the C heap from growing while clips of varying lengths are encoded and probes train on them.
 
 Every training step of a frame or ASR head allocates tensors whose sizes follow the batch's clip lengths (a few MB
 each on a CPU). glibc's malloc raises its mmap threshold after each such tensor is freed (up to 32 MB), so the next
@@ -7,7 +7,8 @@ grows with every epoch although nothing is alive (measured: a CTC head on 143 Li
 0.8 GB to 2.0 GB over 10 epochs). Fixing the threshold at 1 MiB serves those tensors with mmap and returns them
 to the system when freed; the resident set stays at what is alive (1.0 GB there) for ~15 % more CPU time per
 step. ``MALLOC_MMAP_THRESHOLD_`` set by the user, or another allocator preloaded (jemalloc, tcmalloc), is left
-alone; so is any C library that is not glibc.
+alone; so is any C library that is not glibc. Set when a task's encoding starts and when a head's training
+starts.
 """
 
 from __future__ import annotations
