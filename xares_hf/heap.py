@@ -1,14 +1,15 @@
 """Keep the C heap from growing while clips of varying lengths are encoded and probes train on them.
 
-Every training step of a frame or ASR head allocates tensors whose sizes follow the batch's clip lengths (a few MB
-each on a CPU). glibc's malloc raises its mmap threshold after each such tensor is freed (up to 32 MB), so the next
-ones come from the heap, whose free holes rarely fit the next batch's sizes: the process's anonymous memory then
-grows with every epoch although nothing is alive (measured: a CTC head on 143 LibriSpeech-like clips went from
-0.8 GB to 2.0 GB over 10 epochs). Fixing the threshold at 1 MiB serves those tensors with mmap and returns them
-to the system when freed; the resident set stays at what is alive (1.0 GB there) for ~15 % more CPU time per
-step. ``MALLOC_MMAP_THRESHOLD_`` set by the user, or another allocator preloaded (jemalloc, tcmalloc), is left
-alone; so is any C library that is not glibc. Set when a task's encoding starts and when a head's training
-starts.
+Decoded clips and every training step of a frame or ASR head allocate arrays whose sizes follow the clips' lengths
+(hundreds of kB to a few MB on a CPU). glibc's malloc raises its mmap threshold each time such a block is freed
+(from 128 kB up to 32 MB), so later ones come from the heap, whose free holes rarely fit the next sizes: anonymous
+memory then grows with every clip and every epoch although nothing is alive. Measured: a CTC head on 143
+LibriSpeech-like clips grew from 0.8 to 2.0 GB over 10 epochs; encoding 1000 DESED-like 10 s clips grew by
+0.55 MB per clip (946 MB after the shard, 403 MB with the threshold held). Holding the threshold at glibc's own
+starting value, 128 kB, serves those blocks with mmap and returns them to the system when freed, at the cost of
+page faults (CTC training: up to ~20 % more CPU time per step here). ``MALLOC_MMAP_THRESHOLD_`` set by the user, or
+another allocator preloaded (jemalloc, tcmalloc), is left alone; so is any C library that is not glibc. Set when a
+task starts and when a head's training starts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 
 logger = logging.getLogger(__name__)
 
-MMAP_THRESHOLD = 1 << 20  # bytes; allocations at least this big are mmapped and unmapped when freed
+MMAP_THRESHOLD = 128 << 10  # bytes; blocks at least this big are mmapped and unmapped when freed
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 _done = False
 
