@@ -15,6 +15,7 @@ import re
 import secrets
 import statistics
 import tempfile
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -137,12 +138,23 @@ def xares_score():
     import evaluate
 
     local = HERE.parent / "metrics" / "xares_score"
-    return evaluate.load(str(local) if local.is_dir() else "xares/xares_score")
+    # in memory: an evaluate module's default cache file is locked per computation, so two page events computing at
+    # once (Gradio runs them in threads) failed with "another evaluation module instance is already using the local
+    # cache file"
+    return evaluate.load(str(local) if local.is_dir() else "xares/xares_score", keep_in_memory=True)
+
+
+_SCORE_LOCK = threading.Lock()  # one module instance holds one computation's inputs at a time
+
+
+def _score(scores: list[float], weights: list[float]) -> dict:
+    with _SCORE_LOCK:
+        return xares_score().compute(scores=scores, weights=weights)
 
 
 def normalise(values: list[float]) -> list[float]:
     """Each raw metric value's 0-1 score, as xares_score computes it (every X-ARES metric lies in 0-1: its default bounds)."""
-    return xares_score().compute(scores=values, weights=[1.0] * len(values))["normalised_scores"] if values else []
+    return _score(values, [1.0] * len(values))["normalised_scores"] if values else []
 
 
 def weighted_average(scores: list[float | None], weights: list[float]) -> float | None:
@@ -150,7 +162,7 @@ def weighted_average(scores: list[float | None], weights: list[float]) -> float 
     pairs = [(s, w) for s, w in zip(scores, weights) if s is not None and w]
     if not pairs:
         return None
-    return xares_score().compute(scores=[s for s, _ in pairs], weights=[w for _, w in pairs])["score"]
+    return _score([s for s, _ in pairs], [w for _, w in pairs])["score"]
 
 
 def seed_spread(tasks: list[dict], probe: str = "mlp") -> float | None:

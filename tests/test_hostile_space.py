@@ -145,3 +145,14 @@ def test_the_app_builds_with_bad_stored_files_and_lists_them(tmp_path):
     assert by_id["skipped-banner"].visible and "3 stored results files skipped" in by_id["skipped-banner"].value
     listed = by_id["skipped-files"].value.splitlines()
     assert [line.split(":")[0] for line in listed] == ["deep.json", "nan-weight.json", "seed-ints.json"]
+
+
+def test_averages_computed_at_once_from_many_threads_agree():
+    """Gradio runs page events in threads; each must get its own average, none a cache-file collision."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [([0.1 * (i % 9), 0.5, 0.9], [1.0, 2.0, float(1 + i)]) for i in range(32)]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda args: submission.weighted_average(*args), inputs))
+    assert got == [submission.weighted_average(*args) for args in inputs]
+    assert got[0] == pytest.approx((0.0 * 1 + 0.5 * 2 + 0.9 * 1) / 4)

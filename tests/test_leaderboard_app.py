@@ -110,8 +110,9 @@ def served(tmp_path_factory):
     (root / "results" / "swept.json").write_text(json.dumps(swept))
     port = _port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
+    log = open(root / "app.log", "w")  # a file, not a pipe: an unread pipe fills up and blocks the app's next print
     proc = subprocess.Popen([sys.executable, str(SPACE / "app.py"), "--results", str(root / "results"), "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
     import urllib.request
 
@@ -121,11 +122,12 @@ def served(tmp_path_factory):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read())
+                raise RuntimeError((root / "app.log").read_text())
             time.sleep(0.5)
     yield url, root
     proc.terminate()
     proc.wait(timeout=30)
+    log.close()
 
 
 def _rows(page) -> list[list[str]]:
