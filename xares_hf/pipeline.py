@@ -156,8 +156,10 @@ def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precisio
                           spool_dir=cache.path(card.name, key).parent)
         world, rank = distributed.world_size(), distributed.rank()
         with profiling.phase("cache I/O"):
-            cache.save(card.name, key, part)
+            # the log first: once the entry exists nothing is left to write, so a run killed then leaves no temporary
+            # file that no lock holder would clean (the entry's lock is never taken again for a finished shard)
             cache.write_log(card.name, key, {"encoded_per_process": [len(part) if r == rank else 0 for r in range(world)]})
+            cache.save(card.name, key, part)
             part = cache.load(card.name, key) if load else None  # the maps, not the arrays just written
     return part, True
 
@@ -175,8 +177,8 @@ def _encode_shard_shared(encoder, card, split, file, key, labels, cache, mixed_p
     if distributed.is_main():
         with cache.lock(card.name, key):
             parts = [cache.load(card.name, f"{key}.part{r}-of-{world}", with_order=True) for r in range(world)]
+            cache.write_log(card.name, key, {"encoded_per_process": [len(p[0]) for p in parts]})  # first, as above
             cache.save(card.name, key, SplitEmbeddings.merge(parts))
-            cache.write_log(card.name, key, {"encoded_per_process": [len(p[0]) for p in parts]})
             for r in range(world):
                 cache.path(card.name, f"{key}.part{r}-of-{world}").unlink(missing_ok=True)
     distributed.barrier()
