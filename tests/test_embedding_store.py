@@ -176,3 +176,16 @@ def test_the_frame_spool_gives_each_clip_back_in_its_own_order(tmp_path):
     data, offsets = frames.packed()
     assert data.shape == (14, 4) and list(offsets) == [0, 7, 9, 9, 14]
     np.testing.assert_array_equal(np.concatenate(list(data.pieces())), np.concatenate(clips))
+
+
+def test_a_full_disk_while_spooling_frames_says_where(tmp_path, monkeypatch):
+    from xares_hf.store import FrameSpool
+
+    spool = FrameSpool(tmp_path / "task")
+
+    def full(data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool.file, "write", full)
+    with pytest.raises(OSError, match=r"cannot spool encoded frames in .*task: No space left on device \(the disk is full"):
+        spool.add(0, np.zeros((3, 2), np.float32))

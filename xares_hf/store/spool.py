@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import tempfile
 from pathlib import Path
 
@@ -17,12 +18,18 @@ class FrameSpool:
     def __init__(self, folder: Path | None) -> None:
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.file = tempfile.TemporaryFile(dir=folder, prefix=".frames-", suffix=".spool")
         self.slots: list[int] = []
         self.lengths: list[int] = []
 
     def add(self, slot: int, frames: np.ndarray) -> None:
-        self.file.write(np.ascontiguousarray(frames, dtype=np.float32).reshape(-1).view(np.uint8).data)
+        try:
+            self.file.write(np.ascontiguousarray(frames, dtype=np.float32).reshape(-1).view(np.uint8).data)
+        except OSError as err:
+            hint = " (the disk is full: free space or pass another cache_dir)" if err.errno == errno.ENOSPC else ""
+            raise OSError(err.errno, f"cannot spool encoded frames in {self.folder or tempfile.gettempdir()}: "
+                                     f"{err.strerror or err}{hint}") from err
         self.slots.append(slot)
         self.lengths.append(frames.shape[0])
 
