@@ -193,3 +193,25 @@ def test_grouped_convolutions_run_in_full_precision_under_autocast(tiny_models):
         out = conv(x)
         other = torch.nn.Conv1d(conv.in_channels, conv.in_channels, 3)(x)
     assert out.dtype == torch.float32 and other.dtype == torch.bfloat16
+
+
+class _FixedFrames(torch.nn.Module):
+    """Four frames whatever the input's length, each the mean of a quarter of the clip (zero padding included)."""
+
+    sampling_rate, output_dim, hop_size_in_ms = 16_000, 2, 20
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        quarters = audio.reshape(audio.shape[0], 4, -1)
+        return torch.stack([quarters.mean(-1), quarters.abs().mean(-1)], dim=-1)
+
+
+def test_an_output_of_fixed_length_is_not_trimmed_by_clip_length():
+    """Such an output has no padding frames to cut: every clip keeps all its frames, as when encoded alone."""
+    rng = np.random.default_rng(0)
+    short, long = rng.standard_normal(8000).astype(np.float32), rng.standard_normal(16000).astype(np.float32)
+    encoder = _FixedFrames()
+    together = encode_batch(encoder, [short, long])
+    alone = [encode_batch(encoder, [short])[0], encode_batch(encoder, [long])[0]]
+    assert [f.shape for f in together] == [(4, 2), (4, 2)]  # before: the short clip kept ceil(4 * 0.5) = 2 frames
+    for got, want in zip(together, alone):
+        np.testing.assert_allclose(got, want, rtol=1e-6)

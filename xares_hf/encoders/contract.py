@@ -280,6 +280,11 @@ def encode_batch(
         )
     if problems:
         raise EncoderContractError(_format(encoder, problems))
+    expected, slack = _expected_frames(max(seconds), hop_ms)
+    if not strict_frames and len(set(lengths)) > 1 and abs(total - expected) > slack:
+        # the output does not grow with the input (a fixed number of frames): no share of it belongs to the
+        # padding, so trimming in proportion to length would cut real frames; each clip is encoded alone instead
+        return [frames for wave in waves for frames in encode_batch(encoder, [wave], context, strict_frames)]
     keep = [max(1, min(total, int(np.ceil(total * n / longest)))) if longest else 1 for n in lengths]
     # one pass over the output; values in the padding frames trimmed below do not count
     kept = torch.arange(total, device=out.device)[None, :] < torch.tensor(keep, device=out.device)[:, None]
@@ -288,7 +293,6 @@ def encode_batch(
     if bad:
         problems.append(f"{call} on {where} returned NaN or infinite values for {_clip_list(bad, seconds)}")
     if strict_frames:
-        expected, slack = _expected_frames(max(seconds), hop_ms)
         if abs(total - expected) > slack:
             problems.append(
                 f"{call} on {where} returned {total} frames for the longest clip ({max(seconds):.2f} s), but "
