@@ -17,6 +17,8 @@ from .encoders import check_encoder as _check
 from .encoders import load_encoder
 from .pipeline import evaluate_task
 from .probing import LAYER_MODES
+from .protocols import DEFAULT as DEFAULT_PROTOCOL
+from .protocols import PROTOCOLS, get_protocol
 from .results import Results
 from .suites import DEFAULT_SIZE, ensure_suite
 from .tasks import TaskCard, load_tasks, shipped_cards
@@ -55,6 +57,7 @@ def evaluate(
     on_bad_sample: str = "error",
     trust_remote_code: bool = False,
     seeds: int = 1,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -88,6 +91,11 @@ def evaluate(
         trust_remote_code: let a ``transformers`` model run its own code from the Hub (off unless asked for).
         seeds: train the probes with this many seeds (``seed``, ``seed + 1``, ...) on the same embeddings;
             scores are their mean, with the standard deviation per task and of the weighted averages.
+        protocol: ``"xares-hf"`` (cosine k-NN, padding trimmed and masked, every crop kept) or ``"xares-0.1.3"``,
+            which reproduces xares 0.1.3's computations where its code differs from its documentation (its
+            per-dimension k-NN, padded batches pooled with their padding, one crop per clip per batch, raw
+            retrieval logits; :mod:`xares_hf.protocols`). Results, cache entries and the results folder are
+            keyed by it; numbers of different protocols are different measurements.
 
     A killed run started again reuses every finished shard's embeddings and every finished task's scores.
     """
@@ -98,6 +106,7 @@ def evaluate(
     if isinstance(layer, str) and layer not in LAYER_MODES:
         raise ValueError(f"layer must be a hidden-state index, 'all' or 'weighted', got {layer!r}")
     layer_mode = layer if isinstance(layer, str) else None
+    chosen = get_protocol(protocol)
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     files = {}
@@ -117,7 +126,7 @@ def evaluate(
     task_results = [
         evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device),
                       mixed_precision=mixed_precision, files=files[card.name], on_bad_sample=on_bad_sample,
-                      seeds=seeds, layer_mode=layer_mode)
+                      seeds=seeds, layer_mode=layer_mode, protocol=chosen)
         for card in cards
     ]
     results = Results(
@@ -130,7 +139,7 @@ def evaluate(
         },
         tasks=task_results,
         run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device),
-             "on_bad_sample": on_bad_sample, "seeds": seeds},
+             "on_bad_sample": on_bad_sample, "seeds": seeds, "protocol": chosen.name},
     )
     if output_dir is not None and distributed.is_main():
         results.save(output_dir)

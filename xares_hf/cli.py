@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="a corrupt sample or bad label stops the run (default) or is skipped and reported in the results")
     ev.add_argument("--trust-remote-code", action="store_true",
                     help="allow a Hub model's own Python code to run (review it first); off by default")
+    ev.add_argument("--protocol", choices=sorted(api.PROTOCOLS), default=api.DEFAULT_PROTOCOL,
+                    help="xares-hf (default: cosine k-NN, padding trimmed, every crop kept) or xares-0.1.3 "
+                    "(reproduces xares 0.1.3's computations; its numbers are a different measurement)")
     ev.add_argument("--asr-decoder", help="causal LM of the 'llm' ASR head (Hub id or folder; default Qwen/Qwen2.5-0.5B)")
 
     ch = sub.add_parser("check", help="check that an encoder meets the X-ARES encoder contract")
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 on_bad_sample=args.on_bad_sample,
                 trust_remote_code=args.trust_remote_code,
                 seeds=args.seeds,
+                protocol=args.protocol,
             )
             from . import distributed
 

@@ -21,6 +21,7 @@ from .store import FrameSpool, Rows
 from .encoders import encode_batch
 from .evaluators import NEEDS_FRAMES, SplitData
 from .heap import bound_heap_growth
+from .protocols import Protocol, batch_slots, get_protocol, pad_to_longest
 from .probing import probe_task
 from .results import TaskResult
 from .tasks import LabelEncoder, LabelError, TaskCard
@@ -45,11 +46,14 @@ def _encode(
     mixed_precision: str | None = None,
     on_bad_sample: str = "error",
     spool_dir: Path | None = None,
+    protocol: Protocol | None = None,
 ) -> tuple[SplitEmbeddings, list[tuple[int, int, int]]]:
     """Encode the given shards (or every ``stride``-th clip of them); also returns each sample's place in the split.
 
     Frames are not kept in memory: each batch's go to a spool file in ``spool_dir`` (deleted when the result is
-    dropped), and the result's frames are a view of it in the split's order, so a shard costs one batch of frames."""
+    dropped), and the result's frames are a view of it in the split's order, so a shard costs one batch of frames.
+    The protocol says how clips are batched and padded, and which crops are kept (:mod:`xares_hf.protocols`)."""
+    protocol = get_protocol(protocol)
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
     pooled, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], []
@@ -58,18 +62,23 @@ def _encode(
     pending_bytes = 0
     size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
+    slots = batch_slots(size)
 
     def flush() -> None:
-        """Encode the pending clips in batches of similar length (less padding), each result into its slot."""
-        pending.sort(key=lambda item: item[1].shape[0])
+        """Encode the pending clips in batches of similar length (less padding), each result into its slot; or, in
+        xares 0.1.3's protocol, as one batch of consecutive clips padded to the longest, padding kept."""
+        if not protocol.padded_batches:
+            pending.sort(key=lambda item: item[1].shape[0])
         for start in range(0, len(pending), size):
             chunk = pending[start : start + size]
             names = [keys[slot] for slot, _ in chunk]
             context = f"task '{card.name}', split '{split}', samples {', '.join(repr(n) for n in names[:4])}" + (
                 "..." if len(names) > 4 else "")
+            waves = [audio for _, audio in chunk]
+            if protocol.padded_batches:
+                waves = pad_to_longest(waves)
             with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
-                encoded = encode_batch(encoder, [audio for _, audio in chunk], context=context,
-                                       strict_frames=card.task_type == "frame")
+                encoded = encode_batch(encoder, waves, context=context, strict_frames=card.task_type == "frame")
             profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
             for (slot, _), clip_frames in zip(chunk, encoded):
                 clip_frames = clip_frames.astype(np.float32, copy=False)
@@ -79,6 +88,18 @@ def _encode(
         pending.clear()
         nonlocal pending_bytes
         pending_bytes = 0
+
+    def add(sample, crop: int, duration: float) -> None:
+        """A sample that will be encoded: its place in the outputs, and its audio waiting for a batch."""
+        nonlocal pending_bytes
+        order.append((index[sample.url], sample.position, crop))
+        keys.append(sample.key)
+        urls.append(sample.url)
+        metas.append(sample.meta)
+        durations.append(duration)
+        pending.append((len(pooled), sample.audio))
+        pending_bytes += sample.audio.nbytes
+        pooled.append(None)
 
     # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
     # compete for the same cores and it measured slower (BENCHMARKS.md)
@@ -110,14 +131,18 @@ def _encode(
             continue
         crop = crop + 1 if (sample.url, sample.position) == last else 0
         last = (sample.url, sample.position)
-        order.append((index[sample.url], sample.position, crop))
-        keys.append(sample.key)
-        urls.append(sample.url)
-        metas.append(sample.meta)
-        durations.append(duration)
-        pending.append((len(pooled), sample.audio))
-        pending_bytes += sample.audio.nbytes
-        pooled.append(None)
+        if protocol.padded_batches:  # batches of ``size`` consecutive places, as xares 0.1.3 forms them
+            kept = slots.keeps(last) or not protocol.first_crop_per_batch
+            if not kept:
+                left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason":
+                                 f"protocol {protocol.name}: an earlier crop of this clip is in the same encoding batch; "
+                                 "xares 0.1.3 gives both one key and keeps only the first"})
+            else:
+                add(sample, crop, duration)
+            if slots.batch_full():
+                flush()
+            continue
+        add(sample, crop, duration)
         if len(pending) == SORT_WINDOW_BATCHES * size or pending_bytes >= SORT_WINDOW_BYTES:
             flush()
     flush()
@@ -129,15 +154,17 @@ def _encode(
     return embeddings, order
 
 
-def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], mixed_precision: str | None = None) -> list[str]:
-    """The cache key of each shard's embeddings: encoder (weights, layer, rate), task, the shard file, settings."""
+def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], mixed_precision: str | None = None,
+               protocol: Protocol | str | None = None) -> list[str]:
+    """The cache key of each shard's embeddings: encoder (weights, layer, rate), task, the shard file, settings,
+    and the protocol (which batches, pads and crops differently)."""
     identity = {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)}
     settings = {"crop_length": card.data.crop_length, "pooling": "mean", "frames": card.task_type in NEEDS_FRAMES,
-                "precision": mixed_precision or "no"}
+                "precision": mixed_precision or "no", "protocol": get_protocol(protocol).name}
     return [fingerprint(identity, card.name, [f], settings) for f in files]
 
 
-def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample, load=True):
+def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample, protocol, load=True):
     """One shard encoded whole by this process (unless the cache has it); returns (embeddings, encoded).
 
     With ``load=False`` a cached shard is not read (None is returned for it)."""
@@ -152,7 +179,7 @@ def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precisio
         if cached is not None:
             return cached, False
         part, _ = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES,
-                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample,
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample, protocol=protocol,
                           spool_dir=cache.path(card.name, key).parent)
         world, rank = distributed.world_size(), distributed.rank()
         with profiling.phase("cache I/O"):
@@ -164,13 +191,13 @@ def _encode_shard(encoder, card, split, file, key, labels, cache, mixed_precisio
     return part, True
 
 
-def _encode_shard_shared(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample) -> bool:
+def _encode_shard_shared(encoder, card, split, file, key, labels, cache, mixed_precision, on_bad_sample, protocol) -> bool:
     """One shard encoded by all processes, every n-th clip each; the main process merges the parts."""
     world, rank = distributed.world_size(), distributed.rank()
     if cache.path(card.name, key).is_file():
         return False
     part, order = _encode(encoder, card, split, [file], labels, card.task_type in NEEDS_FRAMES, stride=(rank, world),
-                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample,
+                          mixed_precision=mixed_precision, on_bad_sample=on_bad_sample, protocol=protocol,
                           spool_dir=cache.path(card.name, key).parent)
     cache.save(card.name, f"{key}.part{rank}-of-{world}", part, order=order)
     distributed.barrier()
@@ -195,6 +222,7 @@ def encode_split(
     mixed_precision: str | None = None,
     on_bad_sample: str = "error",
     load: bool = True,
+    protocol: Protocol | str | None = None,
 ) -> tuple[SplitEmbeddings | None, bool]:
     """Embeddings of one split, from the cache or by encoding each shard once; True if anything was encoded.
 
@@ -206,16 +234,18 @@ def encode_split(
     (``on_bad_sample="skip"`` leaves it out instead and records it in the split's ``skipped``).
     Under ``accelerate launch`` the processes share the work: whole shards round-robin when there are
     at least as many shards as processes, otherwise every n-th clip of each shard; each clip is encoded by
-    exactly one process, and every process reads the result.
+    exactly one process, and every process reads the result. In xares 0.1.3's protocol a shard is always encoded
+    whole by one process: its batches are runs of consecutive clips.
     """
     if on_bad_sample not in ("error", "skip"):
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    keys = shard_keys(encoder, card, files, mixed_precision)
+    protocol = get_protocol(protocol)
+    keys = shard_keys(encoder, card, files, mixed_precision, protocol)
     world, rank = distributed.world_size(), distributed.rank()
-    args = (labels, cache, mixed_precision, on_bad_sample)
+    args = (labels, cache, mixed_precision, on_bad_sample, protocol)
     parts: dict[int, SplitEmbeddings] = {}
     encoded = False
-    if world == 1 or len(files) >= world:
+    if world == 1 or len(files) >= world or protocol.padded_batches:
         for i in range(rank, len(files), world):
             part, was_encoded = _encode_shard(encoder, card, split, files[i], keys[i], *args, load=load)
             encoded |= was_encoded
@@ -281,6 +311,7 @@ def evaluate_task(
     on_bad_sample: str = "error",
     seeds: int = 1,
     layer_mode: str | None = None,
+    protocol: Protocol | str | None = None,
 ) -> TaskResult:
     """Score one task for one encoder as X-ARES does, reusing cached embeddings and finished results.
 
@@ -288,16 +319,19 @@ def evaluate_task(
     embeddings and scores are both cached (same encoder, data, card, seed and scoring code) is not
     trained again: a run killed after it resumes with the next task. ``seeds`` trains the probes with seeds
     ``seed, seed+1, ...`` on the same embeddings; ``layer_mode`` ("all" or "weighted") needs an encoder
-    loaded with ``layer="all"`` (see :mod:`xares_hf.probing`).
+    loaded with ``layer="all"`` (see :mod:`xares_hf.probing`). ``protocol`` is ``"xares-hf"`` (the default) or
+    ``"xares-0.1.3"`` (:mod:`xares_hf.protocols`).
     """
+    protocol = get_protocol(protocol)
     bound_heap_growth()
     files = files or shard_files(card, data_dir)
     unused = [{"split": "", "file": f, "key": "", "reason": "no split or fold pattern of the card matches this shard: "
                "not used"} for f in unused_shards(card, data_dir, files)]  # the folder's, so never cached
     hop = float(encoder.hop_size_in_ms)
-    entries = {split: shard_keys(encoder, card, split_files, mixed_precision) for split, split_files in files.items()}
-    result_key = _result_key(card, entries, {"seed": seed, "seeds": seeds, "knn": knn, "layer_mode": layer_mode},
-                             device, hop)
+    entries = {split: shard_keys(encoder, card, split_files, mixed_precision, protocol)
+               for split, split_files in files.items()}
+    result_key = _result_key(card, entries, {"seed": seed, "seeds": seeds, "knn": knn, "layer_mode": layer_mode,
+                                             "protocol": protocol.name}, device, hop)
     done = cache.load_result(card.name, result_key)
     entries_there = all(cache.path(card.name, k).is_file() for keys in entries.values() for k in keys)
     if done is not None and entries_there and (on_bad_sample == "skip" or not done.get("skipped")):
@@ -309,11 +343,11 @@ def evaluate_task(
     with profiling.stage("encoding"):
         for split, split_files in files.items():  # every split cached first: one shard's embeddings in memory at a time
             encoded.append(encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                        on_bad_sample=on_bad_sample, load=False)[1])
+                                        on_bad_sample=on_bad_sample, load=False, protocol=protocol)[1])
     splits: dict[str, SplitEmbeddings] = {}
     for split, split_files in files.items():
         splits[split], again = encode_split(encoder, card, split, split_files, labels, cache, mixed_precision,
-                                            on_bad_sample=on_bad_sample)
+                                            on_bad_sample=on_bad_sample, protocol=protocol)
         encoded.append(again)  # an entry found unreadable on loading is encoded again
     repeated, repeats_skipped = repeated_samples(card, splits, on_bad_sample)
     for split, embeddings in splits.items():
@@ -332,7 +366,8 @@ def evaluate_task(
     t0 = time.perf_counter()
     with profiling.stage("probes"):
         scores = probe_task(card, data, hop, seeds=[seed + i for i in range(seeds)], knn=knn, device=device,
-                            layer_mode=layer_mode, stacked_layers=int(getattr(encoder, "stacked_layers", 1)))
+                            layer_mode=layer_mode, stacked_layers=int(getattr(encoder, "stacked_layers", 1)),
+                            protocol=protocol)
     probe_s = time.perf_counter() - t0
     result = TaskResult(
         name=card.name,

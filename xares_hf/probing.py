@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import profiling, scoring
+from .protocols import Protocol, get_protocol
 from .evaluators import Context, Round, RoundOutcome, SplitData, evaluator_for
 from .tasks import TaskCard
 
@@ -89,6 +90,7 @@ def probe_task(
     device: str = "cpu",
     layer_mode: str | None = None,
     stacked_layers: int = 1,
+    protocol: Protocol | str | None = None,
 ) -> dict[str, Any]:
     """The scores of one task as :class:`~xares_hf.results.TaskResult` fields (mlp, knn, their normalised scores,
     standard deviations, seed runs, folds, details, eval size, and the layer choice, profile or weights)."""
@@ -96,7 +98,8 @@ def probe_task(
         raise ValueError(f"layer mode must be one of {LAYER_MODES} or None, got {layer_mode!r}")
     if layer_mode is not None and stacked_layers < 2:
         raise ValueError(f"layer='{layer_mode}' needs the embeddings of every layer (a transformers encoder with layer='all')")
-    ctx = Context(card=card, hop_size_in_ms=hop_size_in_ms, seed=seeds[0], knn=knn, device=device)
+    ctx = Context(card=card, hop_size_in_ms=hop_size_in_ms, seed=seeds[0], knn=knn, device=device,
+                  protocol=get_protocol(protocol))
     profile: dict[str, dict[str, float]] = {}
     chosen: int | str | None = None
     if layer_mode == "all":

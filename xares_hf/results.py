@@ -16,6 +16,7 @@ import numpy as np
 
 from .messages import one_line, quoted
 from .paths import atomic_write_text, child_path, safe_component
+from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .scoring import METRICS, aggregate
 from .tasks.card import TaskType
 from .version import __version__
@@ -65,7 +66,7 @@ class Results:
     schema_version: int = SCHEMA_VERSION
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     averages: dict[str, float | None] | None = None
-    run: dict[str, Any] = field(default_factory=dict)  # world size, mixed precision, device
+    run: dict[str, Any] = field(default_factory=dict)  # world size, mixed precision, device, protocol, ...
 
     def __post_init__(self) -> None:
         if self.averages is None:  # X-ARES' weighted averages, by the xares_score module
@@ -90,6 +91,11 @@ class Results:
                                       [metric_of(t) for t in tasks])[1] for i in range(len(runs[0]))]
                 spread[f"{probe}_std"] = float(np.std(per_seed, ddof=1))
         return spread
+
+    @property
+    def protocol(self) -> str:
+        """The scoring protocol of these numbers (``run.protocol``; files from before it was recorded: xares-hf)."""
+        return str(self.run.get("protocol", DEFAULT_PROTOCOL))
 
     @property
     def mlp_average(self) -> float | None:
@@ -136,7 +142,7 @@ class Results:
 
         The folder name is :func:`~xares_hf.paths.safe_component` of the id (``org/model`` -> ``org__model``;
         other ids keep their safe characters plus a hash), so different encoders or layers never share a folder."""
-        folder = child_path(output_dir, _folder_name(self.encoder), "results folder")
+        folder = child_path(output_dir, _folder_name(self.encoder, self.protocol), "results folder")
         folder.mkdir(parents=True, exist_ok=True)
         return atomic_write_text(folder / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -171,6 +177,7 @@ class Results:
         head = f"xares-hf {self.xares_hf_version} | encoder {self.encoder.get('id')}"
         if self.encoder.get("layer") is not None:
             head += f" (layer {self.encoder['layer']})"
+        head += f" | protocol {self.protocol}"
         rows = [("Task", "Domain", "Metric", "MLP", "kNN", "Weight")]
         for t in self.tasks:
             name = t.formal_name + (f" [layer {t.layer}]" if isinstance(t.layer, int) else "")
@@ -407,17 +414,22 @@ def _score_std(task: TaskResult, probe: str) -> float | None:
     return float(np.std(scores, ddof=1))
 
 
+PROTOCOL_TAG = "__protocol-"  # runs of one model under another protocol than the default
 LAYER_TAG = "__layer-"  # runs of one model at different layers (or layer modes) go to different folders
 
 
-def _folder_name(encoder: dict[str, Any]) -> str:
-    """The results folder of an encoder (and layer): one plain name, different for every id and layer."""
-    name = safe_component(str(encoder.get("id", "encoder")), reserved=(LAYER_TAG,))
+def _folder_name(encoder: dict[str, Any], protocol: str = DEFAULT_PROTOCOL) -> str:
+    """The results folder of an encoder (and layer, and a protocol other than the default): one plain name,
+    different for every id, layer and protocol, so a run of one protocol never overwrites another's."""
+    reserved = (LAYER_TAG, PROTOCOL_TAG)
+    name = safe_component(str(encoder.get("id", "encoder")), reserved=reserved)
     layer = encoder.get("layer")
-    if layer is None:
-        return name
-    tag = str(layer) if isinstance(layer, int) and not isinstance(layer, bool) else safe_component(str(layer), reserved=(LAYER_TAG,))
-    return name + LAYER_TAG + tag
+    if layer is not None:
+        tag = str(layer) if isinstance(layer, int) and not isinstance(layer, bool) else safe_component(str(layer), reserved=reserved)
+        name += LAYER_TAG + tag
+    if protocol != DEFAULT_PROTOCOL:
+        name += PROTOCOL_TAG + safe_component(protocol, reserved=reserved)
+    return name
 
 
 def leaderboard(runs: list[Results]) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..protocols import Protocol, get_protocol
 from ..store import Frames, Rows
 from ..tasks import TaskCard
 
@@ -61,6 +62,7 @@ class Context:
     knn: bool = True
     device: str = "cpu"
     layers: int = 1  # >1: embeddings hold that many layers side by side, mixed by learnt weights (layer="weighted")
+    protocol: Protocol = field(default_factory=lambda: get_protocol(None))
 
 
 @dataclass

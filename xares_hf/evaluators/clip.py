@@ -7,6 +7,7 @@ import numpy as np
 from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
 from ..probes.layer_mix import mix_with
+from ..protocols import per_dimension_knn_predict
 from .base import Context, Round, RoundOutcome
 
 
@@ -44,6 +45,9 @@ def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
             train, test = data.train.pooled.numpy(), data.test.pooled.numpy()  # k-NN compares every pair: rows in memory
             if probe.layer_weights:  # k-NN on the layers mixed as the probe learnt to
                 train, test = mix_with(train, probe.layer_weights), mix_with(test, probe.layer_weights)
-            predictions = knn_predict(train, data.train.labels, test)
+            if ctx.protocol.knn == "per-dimension":
+                predictions = per_dimension_knn_predict(train, data.train.labels, test, card.labels.num_classes)
+            else:
+                predictions = knn_predict(train, data.train.labels, test)
         outcome.knn = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
     return outcome

@@ -28,6 +28,7 @@ def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
         seed=ctx.seed,
         desc=f"retrieval {card.name}/{data.name}",
         layers=ctx.layers,
+        raw_logits=ctx.protocol.retrieval_logits == "raw-dot",
     )
     return RoundOutcome(mlp=score(result.audio_embeddings, result.text_embeddings, result.caption_owner, selection=False),
                         valid=max(result.valid_scores), best_epoch=result.best_epoch, valid_history=result.valid_scores,

@@ -76,15 +76,19 @@ def _embedding_regulariser(e: torch.Tensor) -> torch.Tensor:
     return e.abs().mean() / e.pow(2).sum().sqrt().clamp(min=1e-12)
 
 
-def contrastive_loss(head: RetrievalHead, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(head: RetrievalHead, audio: torch.Tensor, text: torch.Tensor, raw_logits: bool = False) -> torch.Tensor:
     """Symmetric InfoNCE over the batch (row i of ``audio`` pairs with row i of ``text``) plus X-ARES' regulariser.
 
     The similarity is the cosine (both sides L2-normalised, the standard CLIP form) times the learnable scale; X-ARES
     uses the raw dot product in its loss but the cosine at evaluation, so normalising here aligns training with
-    evaluation. Other rows are all negatives, even where they are another caption of the same clip.
+    evaluation. Other rows are all negatives, even where they are another caption of the same clip. ``raw_logits``
+    is xares 0.1.3's form (protocol "xares-0.1.3"): the unclamped scale times the raw towers' dot product.
     """
-    scale = head.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-    logits = scale * F.normalize(audio, dim=-1) @ F.normalize(text, dim=-1).t()
+    if raw_logits:
+        logits = head.logit_scale.exp() * audio @ text.t()
+    else:
+        scale = head.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        logits = scale * F.normalize(audio, dim=-1) @ F.normalize(text, dim=-1).t()
     targets = torch.arange(len(logits))
     loss = (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
     return loss + _embedding_regulariser(audio) + _embedding_regulariser(text)
@@ -198,8 +202,10 @@ class _Towers:
     """The trainer's view of the retrieval head: one training item per caption, paired with its clip's row."""
 
     def __init__(self, x: Rows, ids: torch.Tensor, lengths: torch.Tensor, owner: np.ndarray, valid: tuple,
-                 score: Callable, vocab_size: int, embed_dim: int, batch_size: int, layers: int) -> None:
+                 score: Callable, vocab_size: int, embed_dim: int, batch_size: int, layers: int,
+                 raw_logits: bool = False) -> None:
         self.x, self.ids, self.lengths, self.owner, self.valid = x, ids, lengths, owner, valid
+        self.raw_logits = raw_logits
         self.score, self.batch_size = score, batch_size
         self.module = RetrievalHead(x.dim // layers, vocab_size, embed_dim)
         self.module.audio = with_layer_mix(self.module.audio, layers)
@@ -209,12 +215,12 @@ class _Towers:
         text = self.module.embed_text(self.ids[mine], self.lengths[mine])
         world = distributed.world_size()
         if world == 1:
-            return contrastive_loss(self.module, audio, text)
+            return contrastive_loss(self.module, audio, text, self.raw_logits)
         # the loss is over the whole global batch (every caption is every other clip's negative): gather both towers'
         # outputs with their gradients; each process's loss is the whole one over ``world`` (see the trainer)
         sizes = [len(batch[r::world]) for r in range(world)]
         audio, text = distributed.gather_with_grad(audio, sizes), distributed.gather_with_grad(text, sizes)
-        return contrastive_loss(self.module, audio, text) / world
+        return contrastive_loss(self.module, audio, text, self.raw_logits) / world
 
     def embed(self, x: Rows, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """L2-normalised audio and text embeddings (each process its share, gathered)."""
@@ -259,6 +265,7 @@ def train_retrieval_probe(
     max_tokens: int = 64,
     desc: str = "retrieval",
     layers: int = 1,
+    raw_logits: bool = False,
 ) -> RetrievalResult:
     """Train the two towers on ``train`` (pooled clip embeddings and each clip's captions), keep the epoch scoring best
     on ``valid`` (``score(audio_emb, text_emb, caption_owner)``, higher is better, e.g. Recall@1), embed ``test``.
@@ -273,7 +280,8 @@ def train_retrieval_probe(
       None, a WordPiece tokenizer is trained on the training captions only, a warning is logged, and
       ``RetrievalResult.tokenizer`` says ``"trained-wordpiece"``. Token sequences are truncated to ``max_tokens``.
 
-    Deterministic for a seed; the loop is :mod:`.trainer`'s.
+    ``raw_logits``: xares 0.1.3's training logits (the raw dot product times the unclamped scale; see
+    :mod:`xares_hf.protocols`). Deterministic for a seed; the loop is :mod:`.trainer`'s.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -297,8 +305,9 @@ def train_retrieval_probe(
 
     _, ids_train, len_train, _ = prepare(x_train, c_train)
     build = lambda: _Towers(x_train, ids_train, len_train, train_owner, prepare(x_valid, c_valid), score,  # noqa: E731
-                            vocab_size, embed_dim, batch_size, layers)
-    towers, outcome = fit(build, len(ids_train), epochs, learning_rate, batch_size, seed, desc, after_step=_clamp_scale)
+                            vocab_size, embed_dim, batch_size, layers, raw_logits)
+    towers, outcome = fit(build, len(ids_train), epochs, learning_rate, batch_size, seed, desc,
+                          after_step=None if raw_logits else _clamp_scale)
     x_t, ids_t, len_t, owner_t = prepare(x_test, c_test)
     audio_emb, text_emb = towers.embed(x_t, ids_t, len_t)
     return RetrievalResult(audio_emb, text_emb, owner_t, outcome.best_epoch, outcome.valid_scores, tokenizer_label,
