@@ -1,7 +1,8 @@
 """Build the leaderboard's reference rows and task list from the X-ARES facts (scripts/xares_tasks.json, a copy of the facts X-ARES 0.1.3 was read into).
 
 The published X-ARES numbers (dasheng, wav2vec2, whisper, data2vec; README of X-ARES v0.1.3) become results
-files in xares-hf's own format, marked as references, so the Space shows them beside submitted runs:
+files in xares-hf's own format, marked as references and as protocol ``xares-0.1.3`` (they were computed by
+xares 0.1.3's code, k-NN included), so the Space shows them beside runs of that protocol only:
 
     python scripts/build_reference_results.py [--facts scripts/xares_tasks.json]
 """
@@ -16,7 +17,10 @@ from xares_hf.results import Results, TaskResult
 from xares_hf.tasks import load_task, shipped_cards
 
 ROOT = Path(__file__).resolve().parents[1]
+KNN_NOTE = ("k-NN by xares 0.1.3's code, which normalises each feature dimension over the training set "
+            "(xares/trainer.py, KNN), not each embedding: not cosine k-NN")
 OUT = ROOT / "spaces_app"
+REFERENCE_LABEL = "xares 0.1.3 README (commit 161f0ef)"
 MINI_TASKS = {  # the built-in suite's tasks, so its results are accepted too
     "mini_keywords": ("Mini keywords (espeak-ng)", "speech", "clip", "accuracy"),
     "mini_language": ("Mini language ID (espeak-ng)", "speech", "clip", "accuracy"),
@@ -59,8 +63,9 @@ def main() -> None:
                 details={"source": published["source"]},
             ))
         results = Results(
-            encoder={"id": f"X-ARES paper: {model}", "revision": "published", "reference": True, "description": description},
-            tasks=rows, created="2025-05-22T00:00:00+00:00", run={"source": published["source"]},
+            encoder={"id": f"{REFERENCE_LABEL}: {model}", "revision": "published", "reference": True,
+                     "description": f"{description} {KNN_NOTE}."},
+            tasks=rows, created="2025-05-22T00:00:00+00:00", run={"source": published["source"], "protocol": "xares-0.1.3"},
         )
         path = OUT / "reference" / f"{model}.json"
         path.write_text(json.dumps(results.to_dict(), indent=1) + "\n")

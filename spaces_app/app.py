@@ -25,12 +25,26 @@ TASK_TYPES = ["clip", "frame", "contrastive", "asr"]
 SORT_KEYS = ["Average", "Speech avg", "Sound avg", "Music avg", "Model"]
 SUITES = {"All tasks": None, "X-ARES (22 tasks)": "x-ares", "xares-mini": "xares-mini"}
 ABOUT = """
+## Two protocols, never ranked together
+**xares-hf** (the default view) scores as X-ARES documents it: cosine k-NN, each clip's encoder output trimmed to its own
+length (batches of similar length, padding masked), every crop of a long clip kept. **xares-0.1.3** reproduces what
+xares 0.1.3's code computes, where it differs from its documentation: its k-NN normalises each feature dimension over
+the training set instead of each embedding (xares/trainer.py, class `KNN`), so a few loud clips become everyone's
+neighbours; it encodes consecutive clips in zero-padded batches and averages the padded frames too; only the first crop
+of a clip in each encoding batch survives (duplicate keys); its retrieval loss uses raw dot products. The two give
+different numbers for the same encoder (k-NN most of all), so the table shows one protocol at a time: pick it above
+the table. The published X-ARES numbers are xares-0.1.3 rows. xares-hf's README lists every difference with the
+upstream file and line.
+
+**Incomplete runs** (missing some of the tasks in view) are marked so in *Type* and listed after every complete run,
+whatever the sort: an average over fewer tasks is not comparable.
+
 ## Method (X-ARES)
 Each encoder is frozen. Every clip is encoded once; a linear probe (LayerNorm + Linear, Adam, cosine learning rate,
 best epoch on the validation split) is trained on mean-pooled frames (clip tasks) or on every frame (sound events,
 notes), audio and text towers are trained contrastively for captions retrieval, and an adapter into a frozen language
 model (or a CTC probe) transcribes speech. k-NN (10 cosine neighbours, softmax(similarity / 0.07) votes) needs no
-training. Each task's metric (accuracy, mAP, segment F1, Recall@1, inverted WER) lies in 0-1; the benchmark score is
+training (xares-hf protocol; see above for xares 0.1.3's). Each task's metric (accuracy, mAP, segment F1, Recall@1, inverted WER) lies in 0-1; the benchmark score is
 their average weighted by each task's evaluation size, for the MLP and kNN probes separately.
 
 **± seeds** is the standard deviation over seeds of a run's average (runs made with `seeds=N`); the *Model*
@@ -39,8 +53,10 @@ tab shows it per task. **Layers** shows a model's score per layer and its learnt
 **Missing tasks** show as blank cells. A run's averages cover only the tasks it has (and that the filters keep),
 so compare averages between runs with the same tasks (the *Tasks* column says how many).
 
-**Reference rows** are the numbers published in the X-ARES README (v0.1.3), converted into xares-hf's results
-format; their averages are recomputed here over the same tasks.
+**Reference rows** are published numbers, protocol xares-0.1.3: *xares 0.1.3 README (commit 161f0ef)* rows are the
+per-task tables of the X-ARES README, converted into xares-hf's results format (their averages are recomputed here over
+the tasks in view); *X-ARES paper, Table 2* rows are the paper's weighted averages over all 22 tasks for 13 encoders
+(averages only, so they appear only when the view is all X-ARES tasks).
 
 ## Submit
 Run `xares_hf.evaluate("org/your-encoder")` (or `xares-hf evaluate ...`), then upload the `results.json` it writes
@@ -57,7 +73,7 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
     submissions_dir = Path(submissions_dir) if submissions_dir else results_dir / "submissions"
 
     def runs() -> list[ld.Run]:
-        return ld.load_runs(ld.HERE / "reference", results_dir)
+        return ld.load_runs(ld.HERE / "reference", results_dir) + ld.paper_runs()
 
     def skipped() -> list[str]:
         return ld.scan(ld.HERE / "reference", results_dir)[1]
@@ -65,9 +81,9 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
     def skipped_note(lines: list[str]) -> str:  # a count only: the names and reasons go into a plain-text box
         return f"**{len(lines)} stored results file{'s' if len(lines) != 1 else ''} skipped** (they do not pass the checks; see *About*)."
 
-    def board(suite, probe, domains, types, search, sort_by):
+    def board(suite, probe, domains, types, search, sort_by, protocol=ld.DEFAULT_PROTOCOL):
         frame = ld.table(runs(), "knn" if probe == "kNN" else "mlp", domains or None, types or None, search or "", sort_by,
-                         SUITES.get(suite))
+                         SUITES.get(suite), protocol)
         return frame.astype(object).where(frame.notna(), "")
 
     def plots(models, probe):
@@ -78,7 +94,7 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
              for r in chosen for t in r.data["tasks"] if t.get(f"{key}_score") is not None],
             columns=["Task", "Score", "Model"],
         )
-        frame = ld.table(chosen, key) if chosen else pd.DataFrame()
+        frame = ld.table(chosen, key, protocol=None) if chosen else pd.DataFrame()
         profile = pd.DataFrame(
             [{"Domain": d.title(), "Average": row[f"{d.title()} avg"], "Model": row["Model"]}
              for _, row in frame.iterrows() for d in ld.DOMAINS if pd.notna(row.get(f"{d.title()} avg"))],
@@ -114,12 +130,14 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
                     domains = gr.CheckboxGroup(list(ld.DOMAINS), value=list(ld.DOMAINS), label="Domains", elem_id="domains")
                     types = gr.CheckboxGroup(TASK_TYPES, value=TASK_TYPES, label="Task types")
                 with gr.Row():
+                    protocol = gr.Radio(list(ld.PROTOCOLS), value=ld.DEFAULT_PROTOCOL, label="Protocol (see About)",
+                                        elem_id="protocol")
                     search = gr.Textbox(label="Search model", placeholder="e.g. whisper", elem_id="search")
                     sort_by = gr.Dropdown(SORT_KEYS, value="Average", label="Sort by", elem_id="sort-by")
                 table = gr.Dataframe(board("All tasks", "MLP", list(ld.DOMAINS), TASK_TYPES, "", "Average"), interactive=False,
                                      elem_id="leaderboard", wrap=True)
                 gr.Markdown("Blank cells are tasks a run does not have; its averages leave them out (see *About*).")
-                controls = [suite, probe, domains, types, search, sort_by]
+                controls = [suite, probe, domains, types, search, sort_by, protocol]
                 for control in controls:
                     control.change(board, controls, table)
             with gr.Tab("Plots"):

@@ -4,10 +4,15 @@ Self-contained (the Space does not install xares-hf): it reads the versioned res
 writes, checked by the Space's one schema (``submission.check``), and averages with the published
 `xares_score` evaluate module, as xares-hf itself does. A stored file that does not pass is skipped and
 reported, never allowed to stop the app.
+
+Rows of different protocols (``run.protocol``: ``xares-hf`` or ``xares-0.1.3``, see ``submission.PROTOCOLS``) are
+different measurements: a table shows one protocol. A run that lacks some of the tasks in view is marked
+incomplete and listed after every complete run, whatever the sort key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -17,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 import submission
-from submission import HERE, KNOWN_TASKS, weighted_average  # noqa: F401  (one owner each: the schema module)
+from submission import DEFAULT_PROTOCOL, HERE, KNOWN_TASKS, PROTOCOLS, weighted_average  # noqa: F401  (one owner each: the schema module)
 
 DOMAINS = ("speech", "sound", "music")
 log = logging.getLogger("xares-leaderboard")
@@ -31,6 +36,8 @@ class Run:
     reference: bool
     data: dict
     source: str
+    protocol: str = DEFAULT_PROTOCOL
+    paper_tasks: int = 0  # > 0: a row of published averages only (the paper's Table 2), over this many tasks
 
     def score(self, task: str, probe: str) -> float | None:
         for t in self.data["tasks"]:
@@ -52,8 +59,11 @@ def _load_one(path: str, label: str, mtime_ns: int, size: int) -> Run | str:
         reason = f"{label}: could not be checked ({type(err).__name__}: {err})"
     else:
         encoder = data["encoder"]
+        protocol = data.get("run", {}).get("protocol", DEFAULT_PROTOCOL)
         name = encoder["id"] + (f" (layer {encoder['layer']})" if encoder.get("layer") is not None else "")  # other rows
-        return Run(name, bool(encoder.get("reference")), data, path)
+        if protocol != DEFAULT_PROTOCOL and not encoder.get("reference"):
+            name += f" [{protocol}]"
+        return Run(name, bool(encoder.get("reference")), data, path, protocol)
     log.warning("skipped stored results file %s", ascii(reason))
     return reason
 
@@ -74,6 +84,14 @@ def scan(*folders: str | Path) -> tuple[list[Run], list[str]]:
             outcome = _load_one(str(path), label, stat.st_mtime_ns, stat.st_size)
             (runs if isinstance(outcome, Run) else skipped).append(outcome)
     return runs, skipped
+
+
+def paper_runs(path: str | Path = HERE / "paper" / "table2.json") -> list[Run]:
+    """The X-ARES paper's Table 2 as reference rows of averages only (no per-task numbers)."""
+    table2 = json.loads(Path(path).read_text())
+    return [Run(f"X-ARES paper, Table 2: {row['encoder']}", True,
+                {"tasks": [], "averages": {"mlp": row["mlp"], "knn": row["knn"]}, "note": table2["note"]},
+                str(path), table2["protocol"], int(table2["tasks"])) for row in table2["rows"]]
 
 
 def load_runs(*folders: str | Path) -> list[Run]:
@@ -114,22 +132,50 @@ def task_columns(runs: list[Run], domains: list[str] | None = None, task_types: 
     return sorted(names, key=lambda n: DOMAINS.index(info[n]["domain"]) if info[n].get("domain") in DOMAINS else len(DOMAINS))
 
 
-def table(runs: list[Run], probe: str = "mlp", domains=None, task_types=None, search: str = "", sort_by: str = "Average",
-          suite: str | None = None) -> pd.DataFrame:
-    """The leaderboard: Model, Type, averages (overall and per domain, over the tasks each run has), one column per task.
+def _type(run: Run) -> str:
+    if run.paper_tasks:
+        return "reference (X-ARES paper, Table 2)"
+    return "reference (xares 0.1.3 README)" if run.reference else "run"
 
-    Runs with none of the selected tasks are left out."""
-    columns = task_columns(runs, domains, task_types, suite)
+
+def _paper_row(run: Run, probe: str, columns: list[str], info: dict, narrowed: bool) -> dict | None:
+    """A Table 2 row (its average only), shown only when the view is the whole X-ARES task set it averages."""
+    if narrowed or any(KNOWN_TASKS.get(n, {}).get("suite") != "x-ares" for n in columns):
+        return None
+    row = {"Model": run.model, "Type": _type(run), "Protocol": run.protocol, "Average": _round(run.data["averages"].get(probe))}
+    row.update({f"{d.title()} avg": None for d in DOMAINS})
+    row.update({"± seeds": None, "Tasks": f"{run.paper_tasks}/{run.paper_tasks} (paper)"})
+    row.update({info[n].get("formal_name") or n: None for n in columns})
+    return row
+
+
+def table(runs: list[Run], probe: str = "mlp", domains=None, task_types=None, search: str = "", sort_by: str = "Average",
+          suite: str | None = None, protocol: str | None = DEFAULT_PROTOCOL) -> pd.DataFrame:
+    """The leaderboard of one protocol (``None``: every run, e.g. for plots): Model, Type, Protocol, averages
+    (overall and per domain, over the tasks each run has), one column per task.
+
+    Runs with none of the selected tasks are left out; runs missing some are marked incomplete and come after
+    every complete run. The paper's Table 2 rows (averages only) appear when the view is all X-ARES tasks."""
+    runs = [r for r in runs if protocol is None or r.protocol == protocol]
+    columns = task_columns([r for r in runs if not r.paper_tasks], domains, task_types, suite)
     info = task_info(runs)
+    narrowed = bool(domains and set(domains) != set(DOMAINS)) or bool(task_types and not {
+        info[n].get("task_type") for n in KNOWN_TASKS if KNOWN_TASKS[n].get("suite") == "x-ares"} <= set(task_types))
     rows = []
     for run in runs:
         if search and search.lower() not in run.model.lower():
+            continue
+        if run.paper_tasks:
+            row = _paper_row(run, probe, columns, info, narrowed or suite == "xares-mini")
+            if row is not None:
+                rows.append({**row, "_complete": True})
             continue
         weights = {t["name"]: t.get("eval_weight") or 0 for t in run.data["tasks"]}
         scores = {n: run.score(n, probe) for n in columns}
         if all(v is None for v in scores.values()):
             continue
-        row = {"Model": run.model, "Type": "reference (X-ARES paper)" if run.reference else "run"}
+        complete = all(v is not None for v in scores.values())
+        row = {"Model": run.model, "Type": _type(run) + ("" if complete else " (incomplete)"), "Protocol": run.protocol}
         row["Average"] = _round(weighted_average([scores[n] for n in columns], [weights.get(n, 0) for n in columns]))
         for domain in DOMAINS:
             in_domain = [n for n in columns if info[n].get("domain") == domain]
@@ -138,12 +184,14 @@ def table(runs: list[Run], probe: str = "mlp", domains=None, task_types=None, se
         row["Tasks"] = f"{sum(s is not None for s in scores.values())}/{len(columns)}"
         for n in columns:
             row[info[n].get("formal_name") or n] = _round(scores[n])
-        rows.append(row)
+        rows.append({**row, "_complete": complete})
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=["Model", "Type", "Average"])
+        return pd.DataFrame(columns=["Model", "Type", "Protocol", "Average"])
     key = sort_by if sort_by in frame.columns else "Average"
-    return frame.sort_values(key, ascending=key == "Model", na_position="last", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(key, ascending=key == "Model", na_position="last", kind="stable")
+    frame = frame.sort_values("_complete", ascending=False, kind="stable")  # complete runs first, in the chosen order
+    return frame.drop(columns="_complete").reset_index(drop=True)
 
 
 def model_details(runs: list[Run], model: str) -> pd.DataFrame:

@@ -26,6 +26,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 HERE = Path(__file__).resolve().parent
 KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
 MAX_BYTES = 1_000_000
+# the scoring protocols (xares_hf/protocols.py owns them; tests/test_leaderboard_app.py checks that the two agree):
+# numbers of different protocols are different measurements and are never ranked together
+PROTOCOLS = ("xares-hf", "xares-0.1.3")
+DEFAULT_PROTOCOL = "xares-hf"
 MAX_DEPTH = 32  # xares-hf's results files nest 6 levels deep
 TOLERANCE = 1e-6  # a stored derived number may differ this much from the recomputed one (float rounding)
 SAFE_TEXT = re.compile(r"[A-Za-z0-9 _.,:;/()+=@#%~-]{1,200}")  # one line, no markup characters (no < > [ ] ` * | ...)
@@ -120,12 +124,17 @@ class Encoder(_Model):
     reference: bool = False
 
 
+class RunInfo(_Model):
+    protocol: Literal[PROTOCOLS] = DEFAULT_PROTOCOL  # files written before the protocol was recorded: xares-hf's
+
+
 class ResultsFile(_Model):
     schema_version: Literal[1]
     xares_hf_version: Text
     created: Annotated[Text, AfterValidator(_iso_date)]
     encoder: Encoder
     averages: dict[Literal["mlp", "knn", "mlp_std", "knn_std"], Finite | None] = {}
+    run: RunInfo = RunInfo()
     tasks: Annotated[list[TaskScores], Field(min_length=1, max_length=len(KNOWN_TASKS))]
 
 

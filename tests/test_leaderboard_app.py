@@ -22,7 +22,7 @@ import submission  # noqa: E402
 ARTIFACTS = Path(os.environ.get("XARES_HF_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
-def _result(model: str, scores: dict[str, float], weight: float = 100) -> dict:
+def _result(model: str, scores: dict[str, float], weight: float = 100, protocol: str | None = None) -> dict:
     tasks = []
     for name, score in scores.items():
         info = ld.KNOWN_TASKS[name]
@@ -30,12 +30,14 @@ def _result(model: str, scores: dict[str, float], weight: float = 100) -> dict:
                       "metric": info["metric"], "mlp": score, "mlp_score": score, "knn": None, "knn_score": None,
                       "eval_weight": weight, "eval_size": 10, "seed": 42})
     return {"schema_version": 1, "xares_hf_version": "0.1.0", "created": "2026-11-27T00:00:00+00:00",
-            "encoder": {"id": model}, "run": {}, "averages": {}, "tasks": tasks}
+            "encoder": {"id": model}, "run": {"protocol": protocol} if protocol else {}, "averages": {}, "tasks": tasks}
 
 
 def test_reference_rows_are_the_published_numbers():
     runs = ld.load_runs(SPACE / "reference")
-    assert sorted(r.model for r in runs) == [f"X-ARES paper: {m}" for m in ("dasheng", "data2vec", "wav2vec2", "whisper")]
+    assert sorted(r.model for r in runs) == [f"xares 0.1.3 README (commit 161f0ef): {m}"
+                                             for m in ("dasheng", "data2vec", "wav2vec2", "whisper")]
+    assert all(r.protocol == "xares-0.1.3" for r in runs)  # computed by xares 0.1.3's code, k-NN included
     facts = json.loads((Path(__file__).resolve().parents[1] / "scripts" / "xares_tasks.json").read_text())["published_results"]
     dasheng = next(r for r in runs if r.model.endswith("dasheng"))
     assert all(r.reference for r in runs)
@@ -58,6 +60,46 @@ def test_missing_tasks_are_blank_and_left_out_of_averages(tmp_path):
     assert frame.loc["full", "Speech avg"] == pytest.approx(0.8) and frame.loc["full", "Sound avg"] == pytest.approx(0.4)
     music_only = ld.table(ld.load_runs(tmp_path), domains=["music"])
     assert list(music_only["Model"]) == ["full"] and "Mini keywords (espeak-ng)" not in music_only.columns
+
+
+def test_one_protocol_per_table_and_incomplete_runs_never_above_complete_ones(tmp_path):
+    runs = [("complete-low", {"mini_keywords": 0.3, "mini_sounds": 0.3}, None),
+            ("complete-high", {"mini_keywords": 0.6, "mini_sounds": 0.5}, None),
+            ("partial-best", {"mini_keywords": 0.99}, None),
+            ("old-protocol", {"mini_keywords": 0.7, "mini_sounds": 0.7}, "xares-0.1.3")]
+    for model, scores, protocol in runs:
+        (tmp_path / f"{model}.json").write_text(json.dumps(_result(model, scores, protocol=protocol)))
+    loaded = ld.load_runs(tmp_path)
+    for sort_by in ("Average", "Model", "Speech avg"):
+        frame = ld.table(loaded, sort_by=sort_by)
+        assert list(frame["Model"])[-1] == "partial-best", sort_by  # 0.99 over one task: listed after complete runs
+        assert set(frame["Protocol"]) == {"xares-hf"} and "old-protocol [xares-0.1.3]" not in set(frame["Model"])
+    frame = ld.table(loaded).set_index("Model")
+    assert list(frame.index) == ["complete-high", "complete-low", "partial-best"]
+    assert frame.loc["partial-best", "Type"] == "run (incomplete)" and frame.loc["complete-high", "Type"] == "run"
+    old = ld.table(loaded, protocol="xares-0.1.3")
+    assert list(old["Model"]) == ["old-protocol [xares-0.1.3]"]
+
+
+def test_paper_table2_rows_are_averages_only_shown_with_all_x_ares_tasks_in_view():
+    paper = ld.paper_runs()
+    assert len(paper) == 13 and all(r.reference and r.protocol == "xares-0.1.3" for r in paper)
+    averages = {r.model.split(": ")[1]: r.data["averages"] for r in paper}
+    assert averages["Dasheng"] == {"mlp": 0.696, "knn": 0.499} and averages["HuBERT"] == {"mlp": 0.602, "knn": 0.207}
+    runs = ld.load_runs(SPACE / "reference") + paper
+    assert not ld.table(runs).shape[0]  # the default view is xares-hf's protocol: no published row is one
+    full = ld.table(runs, protocol="xares-0.1.3").set_index("Model")
+    assert full.loc["X-ARES paper, Table 2: CED", "Average"] == 0.496
+    assert full.loc["X-ARES paper, Table 2: CED", "Type"] == "reference (X-ARES paper, Table 2)"
+    assert ld.table(runs, probe="knn", protocol="xares-0.1.3").set_index("Model").loc["X-ARES paper, Table 2: CED", "Average"] == 0.548
+    speech = ld.table(runs, domains=["speech"], protocol="xares-0.1.3")
+    assert not any(m.startswith("X-ARES paper") for m in speech["Model"])  # its averages are over all 22 tasks
+
+
+def test_the_space_knows_the_protocols_the_package_writes():
+    from xares_hf import protocols
+
+    assert submission.PROTOCOLS == tuple(protocols.PROTOCOLS) and submission.DEFAULT_PROTOCOL == protocols.DEFAULT
 
 
 @pytest.mark.parametrize(
@@ -153,16 +195,25 @@ def test_the_page_in_chromium(served, tmp_path):
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(url)
         models = _models(page)
-        assert "xares-hf/log-mel" in models and "X-ARES paper: dasheng" in models
-        assert models.index("X-ARES paper: dasheng") < models.index("X-ARES paper: wav2vec2")  # sorted by average
+        # the default view: xares-hf's protocol only; the one-task layer sweep (0.9) is incomplete and comes last
+        assert models == ["xares-hf/log-mel", "swept-encoder (layer all)"], models
+        assert "incomplete" in _rows(page)[2][1]
         page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)
 
+        page.locator("#protocol").get_by_text("xares-0.1.3", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#leaderboard').innerText.includes('161f0ef')", timeout=30_000)
+        page.wait_for_timeout(1000)
+        old = _models(page)
+        assert "xares-hf/log-mel" not in old and "xares 0.1.3 README (commit 161f0ef): dasheng" in old
+        assert old.index("X-ARES paper, Table 2: Dasheng") < old.index("xares 0.1.3 README (commit 161f0ef): wav2vec2")
+        page.screenshot(path=str(ARTIFACTS / "leaderboard-xares-0.1.3.png"), full_page=True)
         page.locator("#sort-by input").click()
         page.get_by_role("option", name="Model", exact=True).click()
-        page.wait_for_function("() => document.querySelector('#leaderboard [role=row]:nth-child(2)') !== null")
         page.wait_for_timeout(1500)
         by_name = _models(page)
-        assert by_name == sorted(by_name) and by_name != models
+        assert by_name == sorted(by_name) and by_name != old
+        page.locator("#protocol").get_by_text("xares-hf", exact=True).click()
+        page.wait_for_timeout(1500)
 
         header = _rows(page)[0]
         assert any("Mini keywords" in h for h in header) and any("Mini instruments" in h for h in header)
