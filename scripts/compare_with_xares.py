@@ -4,8 +4,9 @@
 
 - Data: X-ARES-layout shards under ``WORK/env/<task>/`` (``--data DIR`` to use your own; otherwise synthetic
   data with learnable labels is written for a clip task (Speech Commands V1, clips of 0.5-1 s), a k-fold task
-  (ESC-50, 5 folds), a cropped task (LibriSpeech-MF, 6-16 s clips, 5 s crops) and a frame task (DESED), all at
-  16 kHz, one shard per split).
+  (ESC-50, 5 folds, at 44.1 kHz: resampled to the encoder's 16 kHz), a cropped task (LibriSpeech-MF, 6-16 s
+  clips, 5 s crops) and a frame task (DESED, 10 s), one shard per split, so that xares' loader reads each
+  split in one worker and forms its batches from consecutive clips).
 - xares 0.1.3 runs in its own venv (``--make-venv`` creates it: ``xares==0.1.3`` with ``torch==2.9.1
   torchaudio==2.9.1 torchcodec==0.8.1``, several GB; never part of the tests or CI) through
   ``scripts/xares_driver.py``: its own task configs, its encoding, MLP (one run per seed) and k-NN.
@@ -47,16 +48,16 @@ XARES_TASKS = {
 KNN_TOLERANCE = 0.001
 
 
-def _tone(rng: np.random.Generator, freq: float, n: int, harmonics: int = 3) -> np.ndarray:
-    t = np.arange(n) / SR
+def _tone(rng: np.random.Generator, freq: float, n: int, harmonics: int = 3, rate: int = SR) -> np.ndarray:
+    t = np.arange(n) / rate
     wave = sum(np.sin(2 * np.pi * freq * (h + 1) * t + rng.uniform(0, 6.3)) / (h + 1) for h in range(harmonics))
     return np.asarray(wave, np.float32)
 
 
-def _clip(rng: np.random.Generator, freq: float, seconds: float) -> np.ndarray:
+def _clip(rng: np.random.Generator, freq: float, seconds: float, rate: int = SR) -> np.ndarray:
     """A class tone (jittered) in noise, at a random level: learnable, not trivial."""
-    n = int(round(seconds * SR))
-    wave = 0.15 * _tone(rng, freq * rng.uniform(0.94, 1.06), n) + 0.08 * rng.standard_normal(n).astype(np.float32)
+    n = int(round(seconds * rate))
+    wave = 0.15 * _tone(rng, freq * rng.uniform(0.94, 1.06), n, rate=rate) + 0.08 * rng.standard_normal(n).astype(np.float32)
     return (wave * rng.uniform(0.3, 1.0)).astype(np.float32)
 
 
@@ -69,9 +70,9 @@ def _samples(task: str, group: str, count: int, seed: int):
         if task == "speechcommandsv1":
             c = int(rng.integers(10))
             yield key, _clip(rng, 200 * 1.25 ** c, float(rng.uniform(0.5, 1.0))), SR, {"labels": card.labels.classes[c]}
-        elif task == "esc50":  # 20 classes a twelfth of an octave apart: not separable by pitch alone
+        elif task == "esc50":  # at 44.1 kHz as ESC-50 is; 20 classes a semitone apart
             c = int(rng.integers(20))
-            yield key, _clip(rng, 300 * 2 ** (c / 12), 5.0), SR, {"label": c}
+            yield key, _clip(rng, 300 * 2 ** (c / 12), 5.0, rate=44_100), 44_100, {"label": c}
         elif task == "librispeechmalefemale":  # overlapping pitch ranges
             gender = "MF"[int(rng.integers(2))]
             pitch = float(rng.uniform(100, 170) if gender == "M" else rng.uniform(150, 240))
@@ -90,7 +91,7 @@ def _samples(task: str, group: str, count: int, seed: int):
 
 
 COUNTS = {"speechcommandsv1": {"train": 400, "valid": 100, "test": 150}, "esc50": 40,
-          "librispeechmalefemale": {"train": 60, "valid": 20, "test": 30}, "desed": {"train": 160, "test": 60}}
+          "librispeechmalefemale": {"train": 200, "valid": 60, "test": 100}, "desed": {"train": 160, "test": 60}}
 
 
 def make_data(env: Path, tasks: list[str], seed: int = 0) -> None:

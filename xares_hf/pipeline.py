@@ -105,7 +105,7 @@ def _encode(
     # compete for the same cores and it measured slower (BENCHMARKS.md)
     decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
                              background=device.type != "cpu", on_bad_sample=on_bad_sample,
-                             max_duration=card.data.max_duration)
+                             max_duration=card.data.max_duration, resampler=protocol.resampler)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
     last, crop, checked, bad_label = None, 0, None, False
     for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):

@@ -40,6 +40,10 @@ class Protocol:
     # xares/models/retrival.py l. 17-18: ``temperature.exp() * emb_x @ emb_y.t()`` on the towers' raw outputs,
     # unclamped ("raw-dot"). Both score recall on cosine similarity (xares/metrics.py l. 183-187).
     retrieval_logits: str
+    # Resampling a clip to the encoder's rate: FFmpeg's resampler ("ffmpeg"), or torchaudio's windowed sinc
+    # (xares/audiowebdataset.py l. 113-116, ``torchaudio.functional.resample`` with its defaults), reproduced in
+    # torch by :mod:`xares_hf.data.sinc_resample` ("sinc").
+    resampler: str
 
     @property
     def is_default(self) -> bool:
@@ -48,9 +52,9 @@ class Protocol:
 
 PROTOCOLS = {
     "xares-hf": Protocol("xares-hf", padded_batches=False, first_crop_per_batch=False, knn="cosine",
-                         retrieval_logits="cosine"),
+                         retrieval_logits="cosine", resampler="ffmpeg"),
     "xares-0.1.3": Protocol("xares-0.1.3", padded_batches=True, first_crop_per_batch=True, knn="per-dimension",
-                            retrieval_logits="raw-dot"),
+                            retrieval_logits="raw-dot", resampler="sinc"),
 }
 
 

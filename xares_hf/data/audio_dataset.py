@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import numpy as np
@@ -160,8 +161,26 @@ def _too_long(name: str, length: str, max_duration: float) -> str:
             "it was not decoded (set data.crop_length to cut long clips into crops, or raise data.max_duration)")
 
 
-def _open(data: bytes, name: str, sampling_rate: int):
-    """A torchcodec decoder for one clip, resampling to ``sampling_rate``; nothing is decoded yet."""
+class _SincResampled:
+    """A decoder at the clip's own rate whose samples come out resampled by :func:`.sinc_resample.sinc_resample`
+    (torchaudio's algorithm, protocol ``"xares-0.1.3"``) instead of by FFmpeg."""
+
+    def __init__(self, decoder, sampling_rate: int) -> None:
+        self.decoder, self.sampling_rate, self.metadata = decoder, sampling_rate, decoder.metadata
+
+    def get_samples_played_in_range(self, start: float, stop: float | None):
+        import torch
+
+        from .sinc_resample import sinc_resample
+
+        got = self.decoder.get_samples_played_in_range(start, stop)
+        native = int(self.decoder.metadata.sample_rate)
+        return SimpleNamespace(data=torch.from_numpy(sinc_resample(got.data.numpy(), native, self.sampling_rate)))
+
+
+def _open(data: bytes, name: str, sampling_rate: int, resampler: str = "ffmpeg"):
+    """A torchcodec decoder for one clip, resampling to ``sampling_rate`` (by FFmpeg, or with ``resampler="sinc"``
+    by torchaudio's algorithm); nothing is decoded yet."""
     from torchcodec.decoders import AudioDecoder
 
     if not data:
@@ -170,6 +189,8 @@ def _open(data: bytes, name: str, sampling_rate: int):
     if why:
         raise _BadSample(f"audio '{name}' is truncated: {why}")
     try:
+        if resampler == "sinc":
+            return _SincResampled(AudioDecoder(data), sampling_rate)
         return AudioDecoder(data, sample_rate=sampling_rate)
     except ValueError as err:
         if "best audio stream" in str(err):
@@ -216,11 +237,12 @@ def _check_complete(decoder, name: str, decoded: int, sampling_rate: int) -> Non
         raise _BadSample(f"audio '{name}' is truncated: {seconds:.3f} s decoded of the {header:.3f} s its header declares")
 
 
-def _decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: float | None = None) -> np.ndarray:
+def _decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: float | None = None,
+                  resampler: str = "ffmpeg") -> np.ndarray:
     """The whole clip, mono at ``sampling_rate``; a clip longer than ``max_duration`` is refused after at most
     that much was decoded (before anything is, when its header says how long it is)."""
     name = show_name(member)
-    decoder = _open(data, name, sampling_rate)
+    decoder = _open(data, name, sampling_rate, resampler)
     header = decoder.metadata.duration_seconds_from_header
     if max_duration is not None and header and header > max_duration + _DURATION_SLACK_S:
         raise _BadSample(_too_long(name, f"{header:.3f} s long (its header says)", max_duration))
@@ -237,7 +259,7 @@ def _decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: fl
 
 
 def _decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: float,
-                  max_duration: float | None) -> Iterator[np.ndarray]:
+                  max_duration: float | None, resampler: str = "ffmpeg") -> Iterator[np.ndarray]:
     """The clip's crops (:func:`crops`), decoded a window of about ``max_duration`` at a time.
 
     A clip no longer than the window is decoded whole, as :func:`_decode_audio` does. A longer one is cut
@@ -246,16 +268,16 @@ def _decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: flo
     cannot be decoded makes the sample bad; the reason says how many crops before it were already given.
     """
     if max_duration is None:
-        yield from crops(_decode_audio(data, member, sampling_rate), sampling_rate, crop_length)
+        yield from crops(_decode_audio(data, member, sampling_rate, resampler=resampler), sampling_rate, crop_length)
         return
     name = show_name(member)
-    decoder = _open(data, name, sampling_rate)
+    decoder = _open(data, name, sampling_rate, resampler)
     size = int(round(crop_length * sampling_rate))
     used = max(1, int(max_duration // crop_length)) * size  # samples of a window: whole crops
     start, given = 0, 0
     try:
         while True:  # a second more than a window is decoded, to see whether the clip goes on
-            window = _window(data, name, sampling_rate, decoder if start == 0 else None, start, used)
+            window = _window(data, name, sampling_rate, decoder if start == 0 else None, start, used, resampler)
             if window is None:
                 break
             audio, more = window
@@ -276,11 +298,12 @@ def _decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: flo
         raise _BadSample(f"{bad} (its first {given} crops were already given)") from None
 
 
-def _window(data: bytes, name: str, sampling_rate: int, decoder, start: int, used: int) -> tuple[np.ndarray, bool] | None:
+def _window(data: bytes, name: str, sampling_rate: int, decoder, start: int, used: int,
+            resampler: str = "ffmpeg") -> tuple[np.ndarray, bool] | None:
     """``used`` samples of mono audio from sample ``start`` on (fewer at the end) and whether the clip goes on;
     None past its end. A window after the first gets a fresh decoder: a used one shifts what it resamples
     after a seek by its resampler's delay."""
-    decoder = decoder or _open(data, name, sampling_rate)
+    decoder = decoder or _open(data, name, sampling_rate, resampler)
     samples = _samples(decoder, name, start / sampling_rate, (start + used) / sampling_rate + 1.0)
     if samples is None or samples.shape[-1] == 0:
         if start == 0:
@@ -290,15 +313,16 @@ def _window(data: bytes, name: str, sampling_rate: int, decoder, start: int, use
     return _mono(samples[:, :used] if more else samples, name), more
 
 
-def _decode_row(row: dict, sampling_rate: int, crop_length: float | None, max_duration: float | None):
+def _decode_row(row: dict, sampling_rate: int, crop_length: float | None, max_duration: float | None,
+                resampler: str = "ffmpeg"):
     """``(meta, clips)``: the sample's metadata and its audio (the whole clip, or its crops, as they are decoded)."""
     if row["problem"]:
         raise _BadSample(row["problem"])
     meta = _metadata(row["json"], row["__key__"])
     data = row["audio"]["bytes"] if row["audio"] else b""
     if crop_length is None:
-        return meta, iter([_decode_audio(data, row["audio_member"], sampling_rate, max_duration)])
-    return meta, _decode_crops(data, row["audio_member"], sampling_rate, crop_length, max_duration)
+        return meta, iter([_decode_audio(data, row["audio_member"], sampling_rate, max_duration, resampler)])
+    return meta, _decode_crops(data, row["audio_member"], sampling_rate, crop_length, max_duration, resampler)
 
 
 def iter_audio(
@@ -310,8 +334,12 @@ def iter_audio(
     stride: tuple[int, int] = (0, 1),
     on_bad_sample: str = "error",
     max_duration: float | None = None,
+    resampler: str = "ffmpeg",
 ) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """Decoded samples of a split in shard order; with ``crop_length`` each clip becomes its crops.
+
+    Clips at another rate are resampled to ``sampling_rate`` by FFmpeg, or with ``resampler="sinc"`` by
+    torchaudio's windowed-sinc algorithm (:mod:`.sinc_resample`; protocol ``"xares-0.1.3"``).
 
     ``stride=(k, n)`` keeps the samples whose position (index in the split, bad samples included) modulo n
     is k, and decodes only those. A bad sample raises :class:`DataError` naming task, split, shard and key
@@ -325,11 +353,13 @@ def iter_audio(
     """
     if on_bad_sample not in ON_BAD_SAMPLE:
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    return _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample, max_duration)
+    if resampler not in ("ffmpeg", "sinc"):
+        raise ValueError(f"resampler must be 'ffmpeg' or 'sinc', got {resampler!r}")
+    return _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample, max_duration, resampler)
 
 
 def _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_sample,
-                max_duration) -> Iterator[AudioSample | SkippedSample | LeftOut]:
+                max_duration, resampler) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     position = -1
     for row in stream_split(files, task, split, member_byte_limit(max_duration)):
         key, url = row["__key__"], row["__url__"]
@@ -341,7 +371,7 @@ def _iter_audio(files, sampling_rate, task, split, crop_length, stride, on_bad_s
         if position % stride[1] != stride[0]:
             continue
         try:
-            meta, clips = _decode_row(row, sampling_rate, crop_length, max_duration)
+            meta, clips = _decode_row(row, sampling_rate, crop_length, max_duration, resampler)
             for i, clip in enumerate(clips):
                 name = key if crop_length is None else crop_key(key, i)
                 yield AudioSample(key=name, url=url, audio=clip, meta=meta, position=position)

@@ -36,6 +36,7 @@ def prefetch_audio(
     ahead: int = 64,
     on_bad_sample: str = "error",
     max_duration: float | None = None,
+    resampler: str = "ffmpeg",
 ) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """``iter_audio``, decoded up to ``ahead`` samples in advance by a worker process (in this one if not ``background``).
 
@@ -45,7 +46,7 @@ def prefetch_audio(
     if on_bad_sample not in ON_BAD_SAMPLE:
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     kwargs = dict(files=files, sampling_rate=sampling_rate, task=task, split=split, crop_length=crop_length,
-                  stride=stride, on_bad_sample=on_bad_sample, max_duration=max_duration)
+                  stride=stride, on_bad_sample=on_bad_sample, max_duration=max_duration, resampler=resampler)
     if not background:
         return iter_audio(**kwargs)
     return _in_background(kwargs, ahead)
