@@ -90,7 +90,7 @@ def _samples(task: str, group: str, count: int, seed: int):
             yield key, wave, SR, sorted(events, key=lambda e: e["onset"])
 
 
-COUNTS = {"speechcommandsv1": {"train": 400, "valid": 100, "test": 150}, "esc50": 40,
+COUNTS = {"speechcommandsv1": {"train": 400, "valid": 100, "test": 150}, "esc50": 80,
           "librispeechmalefemale": {"train": 200, "valid": 60, "test": 100}, "desed": {"train": 160, "test": 60}}
 
 

@@ -111,7 +111,8 @@ def test_concurrent_saves_all_succeed_and_a_reader_never_sees_a_partial_file(tmp
     for t in readers:
         t.join()
     assert errors == [] and partial == []
-    assert sorted(p.name for p in path.parent.iterdir()) == ["results.json"]  # no temp file left behind
+    # no temp file left behind; the hidden lock that serialises the writers stays
+    assert sorted(p.name for p in path.parent.iterdir()) == [".results.json.lock", "results.json"]
     assert Results.load(path).encoder["id"] == "org/model"
 
 

@@ -212,3 +212,56 @@ def test_llm_separator_prefers_vision_end_then_eos(tmp_path, llm_data):
     without = tf.AutoTokenizer.from_pretrained(save_tiny_qwen2(tmp_path / "b", texts, separator=False))
     assert asr._separator_id(with_sep) == with_sep.convert_tokens_to_ids("<|vision_end|>")
     assert asr._separator_id(without) == without.eos_token_id
+
+
+# ------------------------------------------------------------------------------ xares 0.1.3's LLM head (protocol)
+
+
+def test_xares013_head_makes_the_separator_a_target_predicted_from_the_last_audio_frame(tiny_qwen2, llm_data):
+    from xares_hf.probes.asr_xares013 import Xares013LlmHead
+
+    lm, tokenizer = asr._load_decoder(str(tiny_qwen2))
+    torch.manual_seed(0)
+    head = Xares013LlmHead(DIM, lm, tokenizer, torch.device("cpu"))
+    frames, texts = llm_data[0][0][:3], llm_data[0][1][:3]
+    assert len({len(f) for f in frames}) > 1
+    with torch.no_grad():
+        single = []
+        for f, text in zip(frames, texts):
+            ids = [head.sep_id] + tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            embeds = torch.cat([head.module(torch.as_tensor(f)), head.embed(torch.tensor(ids))])
+            log_probs = lm(inputs_embeds=embeds[None]).logits[0].log_softmax(-1)
+            nll = [-log_probs[len(f) - 1 + k, token].item() for k, token in enumerate(ids)]  # the sep is the first target
+            assert head.loss([f], [text]).item() == pytest.approx(float(np.mean(nll)), rel=1e-5)
+            single.append(np.mean(nll))
+        default = asr._LlmHead(DIM, lm, tokenizer, torch.device("cpu"))
+        default.module.load_state_dict(head.module.state_dict())
+        assert default.loss(frames[:1], texts[:1]).item() != pytest.approx(single[0], rel=1e-3)  # xares-hf's: no sep target
+        # in a batch the text of a short clip comes after its padding (masked, but it shifts the positions)
+        assert head.loss(frames, texts).item() != pytest.approx(default.loss(frames, texts).item(), rel=1e-3)
+        forced = head.teacher_forced(frames, texts, batch_size=2)
+    assert len(forced) == 3 and all(len(p) <= len(t) for p, t in zip(forced, texts))
+
+
+def test_xares013_head_picks_its_epoch_on_teacher_forced_transcripts_and_generates_only_for_test(tiny_qwen2, llm_data,
+                                                                                              monkeypatch):
+    from xares_hf.probes.asr_xares013 import Xares013LlmHead
+
+    calls = {"generate": 0, "forced": 0}
+    generate, forced = Xares013LlmHead.generate_ids, Xares013LlmHead.teacher_forced
+
+    def counting_generate(self, *a, **k):
+        calls["generate"] += 1
+        return generate(self, *a, **k)
+
+    def counting_forced(self, *a, **k):
+        calls["forced"] += 1
+        return forced(self, *a, **k)
+
+    monkeypatch.setattr(Xares013LlmHead, "generate_ids", counting_generate)
+    monkeypatch.setattr(Xares013LlmHead, "teacher_forced", counting_forced)
+    train, valid, (test_frames, _) = llm_data
+    result = train_asr_probe(train, valid, test_frames, iwer, decoder=str(tiny_qwen2), xares_013=True, **LLM_ARGS)
+    assert calls == {"generate": 1, "forced": LLM_ARGS["epochs"]}  # valid: teacher-forced each epoch; test: generated
+    assert len(result.test_hypotheses) == len(test_frames) and all(0.0 <= s <= 1.0 for s in result.valid_scores)
+    assert result.train_losses[-1] < result.train_losses[0]

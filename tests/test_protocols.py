@@ -155,3 +155,14 @@ def test_cli_protocol_option_reaches_the_results_file(tiny_suite, tmp_path, caps
     assert "protocol xares-0.1.3" in capsys.readouterr().out
     [path] = (tmp_path / "out").glob("*/results.json")
     assert json.loads(path.read_text())["run"]["protocol"] == "xares-0.1.3"
+
+
+def test_hub_exports_name_a_non_default_protocol(tiny_suite, tmp_path):
+    from xares_hf.hub_results import eval_result_entries, eval_results
+
+    cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
+    new = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    old = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None, protocol="xares-0.1.3")
+    assert not any("protocol" in r.metric_name for r in eval_results(new))
+    assert all(r.metric_name.endswith("(protocol xares-0.1.3)") for r in eval_results(old))
+    assert all("protocol=xares-0.1.3" in e["notes"] for e in eval_result_entries(old))

@@ -159,3 +159,15 @@ def test_two_runs_on_one_cache_encode_each_shard_once_and_agree(material, tmp_pa
     assert data_clips == len(SPLITS) * 12
     assert "waiting for it" in outputs[0][1] + outputs[1][1]  # the second run said whose lock it waited for
     assert "pid" in outputs[0][1] + outputs[1][1]
+
+
+def test_a_temporary_file_left_by_a_writer_killed_mid_write_is_removed_by_the_next_save(tmp_path):
+    from xares_hf.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path)
+    path = cache.result_path("toy", "k1")
+    path.parent.mkdir(parents=True)
+    orphan = path.parent / f".{path.name}.abc123.tmp"  # what SIGKILL between writing and renaming leaves
+    orphan.write_text('{"half": ')
+    cache.save_result("toy", "k1", {"mlp": 0.5})
+    assert not orphan.exists() and cache.load_result("toy", "k1") == {"mlp": 0.5}

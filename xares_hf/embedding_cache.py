@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .paths import atomic_file, atomic_write_text, child_path, default_cache_dir
+from .paths import atomic_file, atomic_write_text, child_path, default_cache_dir, replace_text_locked
 from .store import Entry, EntryError, Frames, Rows, write_entry
 
 # 3: one entry per shard, skipped samples recorded; batches of similar length; 4: left_out; 5: memory-mapped store
@@ -218,6 +218,7 @@ class EmbeddingCache:
             return None
 
     def save_result(self, task: str, key: str, result: dict) -> Path:
+        """Store a finished task result (a temporary file left by a run killed while writing it is removed)."""
         path = self.result_path(task, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_text(path, json.dumps(result) + "\n")
+        return replace_text_locked(path, json.dumps(result) + "\n")

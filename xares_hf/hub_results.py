@@ -47,6 +47,7 @@ from typing import Any, Iterable
 import yaml
 
 from .paths import safe_component
+from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .results import Results, TaskResult, validate_results
 
 DEFAULT_DATASET_REPO = "xares/xares-benchmark"
@@ -178,6 +179,7 @@ def eval_results(
 
     check_exportable(results, dataset_repo=dataset_repo)
     url = _source_url(dataset_repo, source_url)
+    tag = "" if results.protocol == DEFAULT_PROTOCOL else f" (protocol {results.protocol})"  # never mistaken for the other's
     out = []
     for t in results.tasks:
         for probe, value, metric in _probe_values(t):
@@ -192,7 +194,7 @@ def eval_results(
                     dataset_revision=dataset_revision,
                     metric_type=metric,
                     metric_value=_round(value),
-                    metric_name=f"{PROBES[probe]} {METRIC_NAMES.get(metric, metric)}",
+                    metric_name=f"{PROBES[probe]} {METRIC_NAMES.get(metric, metric)}{tag}",
                     source_name=SOURCE_NAME,
                     source_url=url,
                 )
@@ -207,7 +209,7 @@ def eval_results(
                 dataset_revision=dataset_revision,
                 metric_type=AVERAGE_METRIC,
                 metric_value=_round(value),
-                metric_name=f"X-ARES weighted average ({PROBES[probe]})",
+                metric_name=f"X-ARES weighted average ({PROBES[probe]}){tag}",
                 source_name=SOURCE_NAME,
                 source_url=url,
             )
@@ -294,6 +296,8 @@ def eval_result_entries(
         run.append(f"encoder_revision={enc['revision']}")
     if enc.get("layer") is not None:
         run.append(f"layer={enc['layer']}")
+    if results.protocol != DEFAULT_PROTOCOL:
+        run.append(f"protocol={results.protocol}")
     out = []
     for t in results.tasks:
         for probe, value, metric in _probe_values(t):

@@ -124,6 +124,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def replace_text_locked(path: str | Path, text: str) -> Path:
+    """:func:`atomic_write_text` under the file's own lock (a hidden ``.<name>.lock`` beside it), first removing the temporary files that
+    a writer killed mid-write left beside it: while the lock is held no live writer of that file owns one."""
+    from filelock import FileLock
+
+    path = Path(path)
+    with FileLock(str(path.with_name(f".{path.name}.lock"))):
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+        return atomic_write_text(path, text)
+
+
 def _umask() -> int:
     """The process umask, read from /proc where there is one (setting it to read it races other threads)."""
     try:

@@ -44,6 +44,11 @@ class Protocol:
     # (xares/audiowebdataset.py l. 113-116, ``torchaudio.functional.resample`` with its defaults), reproduced in
     # torch by :mod:`xares_hf.data.sinc_resample` ("sinc").
     resampler: str
+    # The LLM ASR head: xares-hf's ("xares-hf": prompts left-padded, transcripts only as targets, bf16 on a GPU,
+    # the epoch chosen on generated dev transcripts), or xares 0.1.3's ("xares-0.1.3", xares/models/asr.py: text
+    # after the padded audio, the separator a target, fp16 on a GPU, the epoch chosen on teacher-forced argmax
+    # transcripts; :mod:`xares_hf.probes.asr_xares013`). The CTC head is xares-hf's own in both.
+    asr_llm_head: str
 
     @property
     def is_default(self) -> bool:
@@ -52,9 +57,9 @@ class Protocol:
 
 PROTOCOLS = {
     "xares-hf": Protocol("xares-hf", padded_batches=False, first_crop_per_batch=False, knn="cosine",
-                         retrieval_logits="cosine", resampler="ffmpeg"),
+                         retrieval_logits="cosine", resampler="ffmpeg", asr_llm_head="xares-hf"),
     "xares-0.1.3": Protocol("xares-0.1.3", padded_batches=True, first_crop_per_batch=True, knn="per-dimension",
-                            retrieval_logits="raw-dot", resampler="sinc"),
+                            retrieval_logits="raw-dot", resampler="sinc", asr_llm_head="xares-0.1.3"),
 }
 
 

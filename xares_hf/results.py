@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .messages import one_line, quoted
-from .paths import atomic_write_text, child_path, safe_component
+from .paths import child_path, replace_text_locked, safe_component
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .scoring import METRICS, aggregate
 from .tasks.card import TaskType
@@ -144,7 +144,7 @@ class Results:
         other ids keep their safe characters plus a hash), so different encoders or layers never share a folder."""
         folder = child_path(output_dir, _folder_name(self.encoder, self.protocol), "results folder")
         folder.mkdir(parents=True, exist_ok=True)
-        return atomic_write_text(folder / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        return replace_text_locked(folder / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "Results":

@@ -28,6 +28,7 @@ def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
         device=ctx.device,
         desc=f"asr {card.name}/{data.name}",
         layers=ctx.layers,
+        xares_013=ctx.protocol.asr_llm_head == "xares-0.1.3",
     )
     return RoundOutcome(mlp=score(result.test_hypotheses, data.test.labels, selection=False), valid=max(result.valid_scores),
                         best_epoch=result.best_epoch, valid_history=result.valid_scores,

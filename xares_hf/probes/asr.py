@@ -322,9 +322,9 @@ class _AsrTraining:
     """The trainer's view of an ASR head: the loss of a batch of utterances and the validation transcripts."""
 
     def __init__(self, model, frames: Frames, texts: list[str], valid: tuple[Frames, list[str]], score: Callable,
-                 transcribe: Callable[[Frames], list[str]]) -> None:
+                 transcribe: Callable[[Frames], list[str]], validate: Callable | None = None) -> None:
         self.model, self.module, self.frames, self.texts = model, model.module, frames, texts
-        self.valid, self.score, self.transcribe = valid, score, transcribe
+        self.valid, self.score, self.transcribe, self.validate = valid, score, transcribe, validate
         self.units = np.asarray(model.units(texts), dtype=np.float64)  # what the loss is a mean over, per utterance
 
     def batch_loss(self, mine: list[int], batch: list[int]) -> torch.Tensor:
@@ -335,6 +335,8 @@ class _AsrTraining:
         return distributed.predict_all(self.transcribe, frames)  # batches are read from the views as they go
 
     def validation_score(self) -> float:
+        if self.validate is not None:  # xares 0.1.3: teacher-forced transcripts, the same in every process
+            return float(self.score(self.validate(*self.valid), list(self.valid[1])))
         return float(self.score(self.transcribe_all(self.valid[0]), list(self.valid[1])))
 
 
@@ -353,6 +355,7 @@ def train_asr_probe(
     device: str | torch.device = "cpu",
     desc: str = "asr",
     layers: int = 1,
+    xares_013: bool = False,
 ) -> AsrResult:
     """Train an ASR head on per-utterance frames ``(T_i, D)``, keep the epoch scoring best on ``valid``
     (``score(hypotheses, references)``, higher is better), and transcribe ``test_frames`` with it.
@@ -360,7 +363,8 @@ def train_asr_probe(
     ``head="ctc"`` needs nothing but the frames; ``head="llm"`` loads ``decoder`` with ``AutoModelForCausalLM``
     (once per process; set ``HF_HUB_OFFLINE=1`` to use the Hub cache only), freezes it and trains the adapter.
     Deterministic for a seed on CPU; the loop is :mod:`.trainer`'s. Raises ``ValueError`` for an unknown head,
-    ``"llm"`` without a decoder, mismatched frames and transcripts, or an empty transcript.
+    ``"llm"`` without a decoder, mismatched frames and transcripts, or an empty transcript. ``xares_013`` lays out,
+    trains and selects the ``"llm"`` head as xares 0.1.3 does (:mod:`.asr_xares013`; protocol ``"xares-0.1.3"``).
     """
     if head not in HEADS:
         raise ValueError(f"unknown ASR head {head!r}: expected one of {', '.join(map(repr, HEADS))}")
@@ -375,16 +379,22 @@ def train_asr_probe(
     train_frames, valid_frames, test = as_frames(train[0]), as_frames(valid[0]), as_frames(test_frames)
 
     def build() -> _AsrTraining:
+        validate = None
         if head == "ctc":
             model = _CtcHead(dim // layers, train[1], device)
             transcribe = lambda frames: model.transcribe(frames, batch_size)  # noqa: E731
         else:
+            from .asr_xares013 import Xares013LlmHead
+
             lm, tokenizer = _shared_decoder(decoder)
             torch.manual_seed(seed)  # the adapter's initialisation must not depend on what loading the LM consumed
-            model = _LlmHead(dim // layers, lm, tokenizer, device)
+            model = (Xares013LlmHead if xares_013 else _LlmHead)(dim // layers, lm, tokenizer, device)
             transcribe = lambda frames: model.transcribe(frames, batch_size, max_new_tokens)  # noqa: E731
+            if xares_013:
+                validate = lambda frames, texts: model.teacher_forced(frames, texts, batch_size)  # noqa: E731
         model.module = with_layer_mix(model.module, layers).to(device)  # frames hold ``layers`` layers side by side
-        return _AsrTraining(model, train_frames, list(train[1]), (valid_frames, list(valid[1])), score, transcribe)
+        return _AsrTraining(model, train_frames, list(train[1]), (valid_frames, list(valid[1])), score, transcribe,
+                            validate)
 
     training, outcome = fit(build, len(train_frames), epochs, learning_rate, batch_size, seed, desc)
     hypotheses = training.transcribe_all(test) if len(test) else []
