@@ -166,3 +166,27 @@ def test_hub_exports_name_a_non_default_protocol(tiny_suite, tmp_path):
     assert not any("protocol" in r.metric_name for r in eval_results(new))
     assert all(r.metric_name.endswith("(protocol xares-0.1.3)") for r in eval_results(old))
     assert all("protocol=xares-0.1.3" in e["notes"] for e in eval_result_entries(old))
+
+
+def test_frame_probe_of_xares_0_1_3_counts_each_batch_padding_in_its_predictions_and_targets():
+    from xares_hf.probes.frame import pad_targets, train_frame_probe
+
+    rng = np.random.default_rng(0)
+    lengths = [30, 12, 25, 8]
+    frames = [rng.normal(size=(n, 4)).astype(np.float32) for n in lengths]
+    targets = [(f[:, :2] > 0).astype(np.float32) for f in frames]
+    scores = []
+
+    def score(predictions, refs):
+        assert [len(p) for p in predictions] == [len(r) for r in refs]
+        scores.append([len(p) for p in predictions])
+        return 0.5
+
+    args = dict(num_classes=2, score=score, epochs=1, learning_rate=0.01, batch_size=2)
+    padded = train_frame_probe((frames, targets), (frames, targets), frames, padded_batches=True, **args)
+    plain = train_frame_probe((frames, targets), (frames, targets), frames, **args)
+    assert [len(p) for p in padded.test_predictions] == [30, 30, 25, 25]  # batches of 2 consecutive clips
+    assert [len(p) for p in plain.test_predictions] == lengths
+    assert scores == [[30, 30, 25, 25], lengths]
+    padded_targets = pad_targets(targets, padded.test_predictions)
+    assert padded_targets[1].shape == (30, 2) and not padded_targets[1][12:].any()

@@ -26,7 +26,8 @@ class Protocol:
     # or consecutive clips in the shard's order zero-padded to the longest, every frame of the padded output kept,
     # pooled and probed (True). xares/task.py l. 204-240 (batches of ``batch_size_encode``, the full output of
     # ``encoder(audio)`` stored per clip), xares/audiowebdataset.py l. 175-187 (``pad``: zeros to the longest) and
-    # xares/trainer.py l. 25-29, 46-50 (``masked_mean`` over the stored, padded, length).
+    # xares/trainer.py l. 25-29, 46-50 (``masked_mean`` over the stored, padded, length). Frame tasks: the probe's
+    # loss and segment-F1 also count the padding of each probe batch, with target 0 (xares/trainer.py l. 61-67).
     padded_batches: bool
     # Crops of one clip in one encoding batch: all kept (False), or only the first (True): xares/task.py l. 238 keys
     # every crop ``f"{filename}{enum_item}"`` (clip name + batch number), and webdataset's ``group_by_keys`` drops

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import scoring
-from ..probes.frame import train_frame_probe
+from ..probes.frame import pad_targets, train_frame_probe
 from ..tasks import frame_targets
 from .base import Context, Round, RoundOutcome, SplitData
 
@@ -60,6 +60,9 @@ def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
         desc=f"frame probe {card.name}/{data.name}",
         layers=ctx.layers,
         device=ctx.device,
+        padded_batches=ctx.protocol.padded_batches,
     )
+    if ctx.protocol.padded_batches:  # xares 0.1.3 scores its evaluation batches with their padding
+        test_targets = pad_targets(test_targets, probe.test_predictions)
     return RoundOutcome(mlp=score(probe.test_predictions, test_targets, selection=False), valid=max(probe.valid_scores),
                         best_epoch=probe.best_epoch, valid_history=probe.valid_scores, layer_weights=probe.layer_weights)
