@@ -190,3 +190,14 @@ def test_frame_probe_of_xares_0_1_3_counts_each_batch_padding_in_its_predictions
     assert scores == [[30, 30, 25, 25], lengths]
     padded_targets = pad_targets(targets, padded.test_predictions)
     assert padded_targets[1].shape == (30, 2) and not padded_targets[1][12:].any()
+
+
+def test_side_by_side_table_marks_runs_of_another_protocol(tiny_suite, tmp_path):
+    from xares_hf.results import leaderboard
+
+    cards = [tiny_suite / "cards" / "synth_vowel.yaml"]
+    new = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None)
+    old = evaluate("log-mel", tasks=cards, data_dir=tiny_suite, cache_dir=tmp_path, output_dir=None, protocol="xares-0.1.3")
+    table = leaderboard([new, old]).splitlines()
+    assert table[0].startswith("protocols differ (xares-0.1.3, xares-hf)")
+    assert "xares-hf/log-mel [xares-0.1.3]" in table[1] and not leaderboard([new]).startswith("protocols differ")

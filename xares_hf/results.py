@@ -433,8 +433,9 @@ def _folder_name(encoder: dict[str, Any], protocol: str = DEFAULT_PROTOCOL) -> s
 
 
 def leaderboard(runs: list[Results]) -> str:
-    """Encoders side by side: one row per task (normalised MLP score, kNN in brackets), averages last."""
-    names = [str(r.encoder.get("id")) for r in runs]
+    """Encoders side by side: one row per task (normalised MLP score, kNN in brackets), averages last. A run of
+    another protocol than the default is marked in its column's name, and a first line says when protocols mix."""
+    names = [str(r.encoder.get("id")) + ("" if r.protocol == DEFAULT_PROTOCOL else f" [{r.protocol}]") for r in runs]
     tasks: dict[str, str] = {}
     for r in runs:
         for t in r.tasks:
@@ -454,4 +455,7 @@ def leaderboard(runs: list[Results]) -> str:
         lines.append("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0 or i == len(rows) - 3:
             lines.append("  ".join("-" * w for w in widths))
+    protocols = sorted({r.protocol for r in runs})
+    if len(protocols) > 1:
+        lines.insert(0, f"protocols differ ({', '.join(protocols)}): their numbers are different measurements, not a ranking")
     return "\n".join(lines)
