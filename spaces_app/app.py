@@ -183,14 +183,23 @@ def build(results_dir: str | Path | None = None, submissions_dir: str | Path | N
     return demo
 
 
+def serve(results_dir: str | Path | None = None, submissions_dir: str | Path | None = None, host: str | None = None,
+          port: int | None = None) -> None:
+    """Build the app and serve it. Where it listens is Gradio's own choice unless ``host``/``port`` are given:
+    ``GRADIO_SERVER_NAME`` and ``GRADIO_SERVER_PORT`` (how a Hugging Face Space says 0.0.0.0:7860), else
+    127.0.0.1:7860."""
+    where = {k: v for k, v in (("server_name", host), ("server_port", port)) if v is not None}
+    build(results_dir, submissions_dir).launch(show_error=True, **where)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the X-ARES leaderboard.")
     parser.add_argument("--results", help="folder of results.json files (default: $XARES_RESULTS_DIR or spaces_app/results)")
     parser.add_argument("--submissions", help="where accepted submissions go (default: <results>/submissions)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT, else 7860)")
     args = parser.parse_args(argv)
-    build(args.results, args.submissions).launch(server_name=args.host, server_port=args.port, show_error=True)
+    serve(args.results, args.submissions, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,53 @@ def test_the_page_in_chromium(served, tmp_path):
     assert len(list((root / "results" / "submissions").glob("*.json"))) == 1
 
 
+def _wait_for(url: str, proc: subprocess.Popen, log: Path) -> str:
+    import urllib.request
+
+    for _ in range(120):
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            assert proc.poll() is None, f"the app exited: {log.read_text()[-2000:]}"
+            time.sleep(0.5)
+    raise AssertionError(f"{url} never answered")
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses of TCP sockets listening on ``port`` (from /proc/net/tcp: 0A = LISTEN)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "0.0.0.0"])
+def test_the_app_listens_where_gradio_s_environment_says_as_on_a_space(tmp_path, host):
+    """Started as a Space starts it (``python app.py`` with GRADIO_SERVER_NAME/PORT set), the app listens there."""
+    import urllib.error
+    import urllib.request
+
+    port = _port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "NO_PROXY": "127.0.0.0/8,localhost",
+           "GRADIO_SERVER_NAME": host, "GRADIO_SERVER_PORT": str(port), "XARES_RESULTS_DIR": str(tmp_path)}
+    log = tmp_path / "app.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(SPACE / "app.py")], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        connect = "127.0.0.2" if host == "127.0.0.2" else "127.0.0.1"
+        assert "X-ARES" in _wait_for(f"http://{connect}:{port}/config", proc, log)
+        assert _listening(port) == {host}
+        if host == "127.0.0.2":  # not on 127.0.0.1, where it used to listen whatever it was told
+            with pytest.raises(urllib.error.URLError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_cli_serves_the_app_and_exports_cards(tmp_path):
     import urllib.request
 

@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="serve the leaderboard app on 127.0.0.1 (or --print a table)")
     board.add_argument("--results", default="xares_results", help="folder of results.json files (default: xares_results)")
-    board.add_argument("--port", type=int, default=7860)
+    board.add_argument("--host", help="address to listen on (default: $GRADIO_SERVER_NAME, else 127.0.0.1)")
+    board.add_argument("--port", type=int, help="port (default: $GRADIO_SERVER_PORT, else 7860)")
     board.add_argument("--print", action="store_true", help="print the runs side by side instead of serving the app")
 
     card = sub.add_parser("export-card", help="model card (model-index) and .eval_results/ files from a results.json; optionally push them")
@@ -155,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
                     raise FileNotFoundError(f"no results.json under {args.results}")
                 print(leaderboard([Results.load(f) for f in files]))
             else:
-                import runpy
+                import importlib.util
 
-                app = Path(__file__).resolve().parent / "leaderboard_app" / "app.py"
-                sys.argv = [str(app), "--results", args.results, "--port", str(args.port)]
-                runpy.run_path(str(app), run_name="__main__")
+                path = Path(__file__).resolve().parent / "leaderboard_app" / "app.py"
+                spec = importlib.util.spec_from_file_location("xares_leaderboard_app", path)
+                app = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(app)
+                app.serve(args.results, host=args.host, port=args.port)
         elif args.command == "export-card":
             from .model_card import export, push
 
