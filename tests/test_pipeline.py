@@ -123,7 +123,8 @@ class _CausalRecordingEncoder(torch.nn.Module):
 def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(tmp_path):
     from xares_hf.embedding_cache import EmbeddingCache
     from xares_hf.encoders import load_encoder
-    from xares_hf.pipeline import SORT_WINDOW_BATCHES, encode_split
+    from xares_hf.encoding import SORT_WINDOW_BATCHES, SplitEncoder
+    from xares_hf.run_config import RunConfig
     from xares_hf.tasks import LabelEncoder, load_task
 
     rng = np.random.default_rng(0)
@@ -132,7 +133,10 @@ def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(
     files = write_shards(items, tmp_path / "train-%03d.tar", max_count=15)
     card = load_task(write_card(tmp_path / "toy.yaml"))
     encoder = load_encoder(_CausalRecordingEncoder())
-    split, encoded = encode_split(encoder, card, "train", files, LabelEncoder(card.labels, card.name), EmbeddingCache(tmp_path / "c"))
+    split_encoder = SplitEncoder(encoder, card, "train", files, LabelEncoder(card.labels, card.name), EmbeddingCache(tmp_path / "c"),
+                                 RunConfig())
+    encoded = split_encoder.ensure_cached()
+    split, _ = split_encoder.load()
     assert encoded and split.keys == [f"k{i:02d}" for i in range(40)]
     np.testing.assert_allclose(split.pooled.numpy()[:, 1], seconds, atol=1e-3)  # each row is its own clip
     alone = [encoder._frames(torch.from_numpy(tone(300.0, float(s)))).mean(0).numpy() for s in seconds]
@@ -152,17 +156,21 @@ def test_clips_are_encoded_in_batches_of_similar_length_and_kept_in_split_order(
 
 def test_the_audio_waiting_to_be_encoded_is_bounded_in_bytes(tmp_path, monkeypatch):
     """Long clips fill the sort window by bytes before they fill it by count: a window then holds less audio."""
-    from xares_hf import pipeline
+    from xares_hf import encoding
     from xares_hf.embedding_cache import EmbeddingCache
+    from xares_hf.run_config import RunConfig
     from xares_hf.encoders import load_encoder
     from xares_hf.tasks import LabelEncoder, load_task
 
     items = [(f"k{i:02d}", tone(300.0, 0.5 + 0.01 * (9 - i)), 16_000, {"label": "low"}) for i in range(10)]
     files = write_shards(items, tmp_path / "train-%03d.tar")
     card = load_task(write_card(tmp_path / "toy.yaml"))
-    monkeypatch.setattr(pipeline, "SORT_WINDOW_BYTES", 3 * 8_000 * 4)  # three 0.5 s clips of float32
+    monkeypatch.setattr(encoding, "SORT_WINDOW_BYTES", 3 * 8_000 * 4)  # three 0.5 s clips of float32
     encoder = load_encoder(_CausalRecordingEncoder())
-    split, _ = pipeline.encode_split(encoder, card, "train", files, LabelEncoder(card.labels, card.name), EmbeddingCache(tmp_path / "c"))
+    split_encoder = encoding.SplitEncoder(encoder, card, "train", files, LabelEncoder(card.labels, card.name),
+                                          EmbeddingCache(tmp_path / "c"), RunConfig())
+    split_encoder.ensure_cached()
+    split, _ = split_encoder.load()
     assert split.keys == [f"k{i:02d}" for i in range(10)]
     # windows of 3 clips, each sorted shortest first; without the byte bound one sorted window of all 10
     assert sum(encoder.batches, [])[:3] == sorted(int(round((0.5 + 0.01 * (9 - i)) * 16_000)) for i in range(3))

@@ -12,9 +12,10 @@ from xares_hf.cli import main
 from xares_hf.data import clip_key, shard_files, write_shards
 from xares_hf.embedding_cache import EmbeddingCache
 from xares_hf.encoders import LogMelEncoder, load_encoder
-from xares_hf.pipeline import encode_split
+from xares_hf.encoding import SplitEncoder
 from xares_hf.probes import knn_predict
 from xares_hf.protocols import BatchSlots, get_protocol, per_dimension_knn_predict
+from xares_hf.run_config import RunConfig
 from xares_hf.tasks import LabelEncoder, load_task
 
 
@@ -47,9 +48,10 @@ def _task(tmp_path, seconds, crop_length=None, batch_size_encode=4):
 
 
 def _encode(card, files, cache_dir, protocol, encoder=None):
-    embeddings, _ = encode_split(load_encoder(encoder or LoudnessFrames()), card, "train", files, LabelEncoder(card.labels, card.name),
-                                 EmbeddingCache(cache_dir), protocol=protocol)
-    return embeddings
+    split_encoder = SplitEncoder(load_encoder(encoder or LoudnessFrames()), card, "train", files,
+                                 LabelEncoder(card.labels, card.name), EmbeddingCache(cache_dir), RunConfig(protocol=protocol))
+    split_encoder.ensure_cached()
+    return split_encoder.load()[0]
 
 
 def test_xares_0_1_3_pools_each_clip_over_its_padded_batch_and_xares_hf_over_its_own_frames(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -16,9 +17,9 @@ from .paths import default_data_dir
 from .encoders import check_encoder as _check
 from .encoders import load_encoder
 from .pipeline import evaluate_task
-from .probing import LAYER_MODES
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
-from .protocols import PROTOCOLS, get_protocol
+from .protocols import PROTOCOLS  # noqa: F401  (the CLI offers these)
+from .run_config import LAYER_MODES, RunConfig
 from .results import Results
 from .suites import DEFAULT_SIZE, ensure_suite
 from .tasks import TaskCard, load_tasks, shipped_cards
@@ -99,14 +100,11 @@ def evaluate(
 
     A killed run started again reuses every finished shard's embeddings and every finished task's scores.
     """
-    if on_bad_sample not in ("error", "skip"):
-        raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
     if isinstance(layer, str) and layer not in LAYER_MODES:
         raise ValueError(f"layer must be a hidden-state index, 'all' or 'weighted', got {layer!r}")
     layer_mode = layer if isinstance(layer, str) else None
-    chosen = get_protocol(protocol)
+    config = RunConfig(protocol=protocol, mixed_precision=mixed_precision, on_bad_sample=on_bad_sample, seed=seed,
+                       seeds=seeds, knn=knn, layer_mode=layer_mode)  # checked here, before any data is fetched
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     files = {}
@@ -123,12 +121,8 @@ def evaluate(
     for warning in report.warnings:
         logger.warning("encoder %s: %s", report.name, warning)
     cache = EmbeddingCache(cache_dir)
-    task_results = [
-        evaluate_task(card, encoder, data_root, cache, seed=seed, knn=knn, device=str(device),
-                      mixed_precision=mixed_precision, files=files[card.name], on_bad_sample=on_bad_sample,
-                      seeds=seeds, layer_mode=layer_mode, protocol=chosen)
-        for card in cards
-    ]
+    config = dataclasses.replace(config, device=str(device))
+    task_results = [evaluate_task(card, encoder, data_root, cache, config, files=files[card.name]) for card in cards]
     results = Results(
         encoder={
             **encoder.identity,
@@ -138,8 +132,8 @@ def evaluate(
             "hop_size_in_ms": report.hop_size_in_ms,
         },
         tasks=task_results,
-        run={"world_size": distributed.world_size(), "mixed_precision": mixed_precision or "no", "device": str(device),
-             "on_bad_sample": on_bad_sample, "seeds": seeds, "protocol": chosen.name},
+        run={"world_size": distributed.world_size(), "mixed_precision": config.mixed_precision or "no", "device": str(device),
+             "on_bad_sample": config.on_bad_sample, "seeds": config.seeds, "protocol": config.protocol.name},
     )
     if output_dir is not None and distributed.is_main():
         results.save(output_dir)

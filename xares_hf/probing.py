@@ -16,11 +16,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import profiling, scoring
-from .protocols import Protocol, get_protocol
+from .run_config import RunConfig
 from .evaluators import Context, Round, RoundOutcome, SplitData, evaluator_for
 from .tasks import TaskCard
 
-LAYER_MODES = ("all", "weighted")
 
 
 def round_splits(card: TaskCard, splits: list[str]) -> list[tuple[str, list[str], str, str]]:
@@ -85,21 +84,17 @@ def probe_task(
     card: TaskCard,
     data: dict[str, SplitData],
     hop_size_in_ms: float,
-    seeds: list[int],
-    knn: bool = True,
-    device: str = "cpu",
-    layer_mode: str | None = None,
+    config: RunConfig,
     stacked_layers: int = 1,
-    protocol: Protocol | str | None = None,
 ) -> dict[str, Any]:
     """The scores of one task as :class:`~xares_hf.results.TaskResult` fields (mlp, knn, their normalised scores,
-    standard deviations, seed runs, folds, details, eval size, and the layer choice, profile or weights)."""
-    if layer_mode is not None and layer_mode not in LAYER_MODES:
-        raise ValueError(f"layer mode must be one of {LAYER_MODES} or None, got {layer_mode!r}")
+    standard deviations, seed runs, folds, details, eval size, and the layer choice, profile or weights), with the
+    run's seeds, k-NN choice, device, layer mode and protocol."""
+    layer_mode, seeds = config.layer_mode, config.seed_list
     if layer_mode is not None and stacked_layers < 2:
         raise ValueError(f"layer='{layer_mode}' needs the embeddings of every layer (a transformers encoder with layer='all')")
-    ctx = Context(card=card, hop_size_in_ms=hop_size_in_ms, seed=seeds[0], knn=knn, device=device,
-                  protocol=get_protocol(protocol))
+    ctx = Context(card=card, hop_size_in_ms=hop_size_in_ms, seed=seeds[0], knn=config.knn, device=config.device,
+                  protocol=config.protocol)
     profile: dict[str, dict[str, float]] = {}
     chosen: int | str | None = None
     if layer_mode == "all":
