@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 import leaderboard_data as ld  # noqa: E402
 import submission  # noqa: E402
 
-TASK_TYPES = ["clip", "frame", "contrastive", "asr"]
+TASK_TYPES = sorted({t["task_type"] for t in ld.KNOWN_TASKS.values()})  # the task list says which types there are
 SORT_KEYS = ["Average", "Speech avg", "Sound avg", "Music avg", "Model"]
 SUITES = {"All tasks": None, "X-ARES (22 tasks)": "x-ares", "xares-mini": "xares-mini"}
 ABOUT = """

@@ -18,7 +18,7 @@ from . import distributed, profiling
 from .data import DataError, LeftOut, SkippedSample, prefetch_audio
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
-from .evaluators import NEEDS_FRAMES
+from .task_types import task_type
 from .protocols import batch_slots, pad_to_longest
 from .run_config import RunConfig
 from .store import FrameSpool, Rows
@@ -48,7 +48,8 @@ def encode_clips(
     dropped), and the result's frames are a view of it in the split's order, so a shard costs one batch of frames.
     The protocol says how clips are batched and padded, and which crops are kept (:mod:`xares_hf.protocols`)."""
     protocol, mixed_precision, on_bad_sample = config.protocol, config.mixed_precision, config.on_bad_sample
-    keep_frames = card.task_type in NEEDS_FRAMES
+    kind = task_type(card.task_type)
+    keep_frames = kind.needs_frames
     sampling_rate = int(encoder.sampling_rate)
     index = {f: i for i, f in enumerate(all_files or files)}
     pooled, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], []
@@ -73,7 +74,7 @@ def encode_clips(
             if protocol.padded_batches:
                 waves = pad_to_longest(waves)
             with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
-                encoded = encode_batch(encoder, waves, context=context, strict_frames=card.task_type == "frame")
+                encoded = encode_batch(encoder, waves, context=context, strict_frames=kind.strict_frames)
             profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
             for (slot, _), clip_frames in zip(chunk, encoded):
                 clip_frames = clip_frames.astype(np.float32, copy=False)
@@ -153,7 +154,7 @@ def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], confi
     """The cache key of each shard's embeddings: encoder (weights, layer, rate), task, the shard file, settings,
     and the protocol (which batches, pads and crops differently)."""
     identity = {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)}
-    settings = {"crop_length": card.data.crop_length, "pooling": "mean", "frames": card.task_type in NEEDS_FRAMES,
+    settings = {"crop_length": card.data.crop_length, "pooling": "mean", "frames": task_type(card.task_type).needs_frames,
                 "precision": config.mixed_precision or "no", "protocol": config.protocol.name}
     return [fingerprint(identity, card.name, [f], settings) for f in files]
 

@@ -49,33 +49,14 @@ import yaml
 from .paths import safe_component
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .results import Results, TaskResult, validate_results
+from .scoring import METRICS
+from .task_types import KNN_METRIC, TASK_TYPES
 
 DEFAULT_DATASET_REPO = "xares/xares-benchmark"
 EVAL_RESULTS_FOLDER = ".eval_results"
 SOURCE_NAME = "xares-hf"
 ROUND = 4
 
-# Hub task ids (https://huggingface.co/tasks) per X-ARES task type, and a pretty task name for each
-HUB_TASK_TYPES = {
-    "clip": "audio-classification",
-    "asr": "automatic-speech-recognition",
-    "frame": "other",
-    "contrastive": "other",
-}
-TASK_TYPE_NAMES = {
-    "clip": "Audio classification",
-    "asr": "Automatic speech recognition",
-    "frame": "Frame-level audio event detection",
-    "contrastive": "Audio-text retrieval",
-}
-METRIC_NAMES = {
-    "accuracy": "accuracy",
-    "mAP": "mAP",
-    "segmentf1_macro": "segment F1 (macro)",
-    "segmentf1_micro": "segment F1 (micro)",
-    "recallatk_r1": "R@1",
-    "WER_inv": "inverse WER",
-}
 PROBES = {"mlp": "MLP", "knn": "kNN"}
 AVERAGE_TASK = "average"  # task id prefix of the weighted averages in .eval_results and eval.yaml
 AVERAGE_METRIC = "xares_score"  # the evaluate module computing X-ARES' weighted average of normalised scores
@@ -151,7 +132,7 @@ def _probe_values(task: TaskResult) -> list[tuple[str, float, str]]:
     """(probe, raw value, metric type) for each probe this task has a value for."""
     out = [("mlp", task.mlp, task.metric)]
     if task.knn is not None:
-        out.append(("knn", task.knn, "accuracy"))
+        out.append(("knn", task.knn, KNN_METRIC))
     return out
 
 
@@ -185,8 +166,8 @@ def eval_results(
         for probe, value, metric in _probe_values(t):
             out.append(
                 EvalResult(
-                    task_type=HUB_TASK_TYPES.get(t.task_type, "other"),
-                    task_name=TASK_TYPE_NAMES.get(t.task_type, t.task_type),
+                    task_type=TASK_TYPES[t.task_type].hub_task_type if t.task_type in TASK_TYPES else "other",
+                    task_name=TASK_TYPES[t.task_type].display_name if t.task_type in TASK_TYPES else t.task_type,
                     dataset_type=dataset_repo,
                     dataset_name=f"X-ARES {t.formal_name}",
                     dataset_config=t.name,
@@ -194,7 +175,7 @@ def eval_results(
                     dataset_revision=dataset_revision,
                     metric_type=metric,
                     metric_value=_round(value),
-                    metric_name=f"{PROBES[probe]} {METRIC_NAMES.get(metric, metric)}{tag}",
+                    metric_name=f"{PROBES[probe]} {METRICS[metric].display_name if metric in METRICS else metric}{tag}",
                     source_name=SOURCE_NAME,
                     source_url=url,
                 )

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import profiling, scoring
 from .run_config import RunConfig
+from .task_types import KNN_METRIC
 from .evaluators import Context, Round, RoundOutcome, SplitData, evaluator_for
 from .tasks import TaskCard
 
@@ -74,7 +75,7 @@ def _over_seeds(ctx: Context, data: dict[str, SplitData], seeds: list[int]) -> d
         "mlp_std": float(np.std(mlp, ddof=1)) if len(runs) > 1 else None,
         "knn_std": float(np.std(knn, ddof=1)) if has_knn and len(runs) > 1 else None,
         "seed_runs": [{"seed": s, "mlp": r["mlp"], "mlp_score": scoring.normalise(ctx.card.metric, r["mlp"]), "knn": r["knn"],
-                       "knn_score": None if r["knn"] is None else scoring.normalise("accuracy", r["knn"])}
+                       "knn_score": None if r["knn"] is None else scoring.normalise(KNN_METRIC, r["knn"])}
                       for s, r in zip(seeds, runs)] if len(runs) > 1 else [],
         "layer_weights": np.mean([r["layer_weights"] for r in runs], axis=0).tolist() if runs[0]["layer_weights"] else None,
     }
@@ -115,7 +116,7 @@ def probe_task(
         "mlp": summary["mlp"],
         "mlp_score": scoring.normalise(card.metric, summary["mlp"]),
         "knn": summary["knn"],
-        "knn_score": None if summary["knn"] is None else scoring.normalise("accuracy", summary["knn"]),
+        "knn_score": None if summary["knn"] is None else scoring.normalise(KNN_METRIC, summary["knn"]),
         "mlp_std": summary["mlp_std"],
         "knn_std": summary["knn_std"],
         "seed_runs": summary["seed_runs"],

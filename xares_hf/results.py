@@ -6,7 +6,6 @@ import dataclasses
 import datetime as _dt
 import json
 import math
-import typing
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from .messages import one_line, quoted
 from .paths import child_path, replace_text_locked, safe_component
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .scoring import METRICS, aggregate
-from .tasks.card import TaskType
+from .task_types import KNN_METRIC, TASK_TYPES
 from .version import __version__
 
 SCHEMA_VERSION = 1
@@ -74,7 +73,7 @@ class Results:
             knn = [t for t in self.tasks if t.knn is not None]
             self.averages = {
                 "mlp": aggregate([t.mlp for t in mlp], [t.eval_weight for t in mlp], [t.metric for t in mlp])[1],
-                "knn": aggregate([t.knn for t in knn], [t.eval_weight for t in knn], ["accuracy"] * len(knn))[1],
+                "knn": aggregate([t.knn for t in knn], [t.eval_weight for t in knn], [KNN_METRIC] * len(knn))[1],
             }
             self.averages.update(self._seed_spread())
 
@@ -84,7 +83,7 @@ class Results:
         if not runs or len(runs[0]) < 2 or any(len(r) != len(runs[0]) for r in runs):
             return {}
         spread = {}
-        for probe, metric_of in (("mlp", lambda t: t.metric), ("knn", lambda t: "accuracy")):
+        for probe, metric_of in (("mlp", lambda t: t.metric), ("knn", lambda t: KNN_METRIC)):
             tasks = [t for t in self.tasks if t.seed_runs[0][probe] is not None]
             if tasks:
                 per_seed = [aggregate([t.seed_runs[i][probe] for t in tasks], [t.eval_weight for t in tasks],
@@ -366,7 +365,7 @@ def _check_meaning(data: dict, source: str) -> None:
         seen.add(t["name"])
         if t["metric"] not in METRICS:
             raise ValueError(f"{source}: field '{where}.metric' = {quoted(t['metric'])} is not a known metric ({', '.join(METRICS)})")
-        if t["task_type"] not in typing.get_args(TaskType):
+        if t["task_type"] not in TASK_TYPES:
             raise ValueError(f"{source}: field '{where}.task_type' = {quoted(t['task_type'])} is not a known task type")
         if t["eval_weight"] < 0:
             raise ValueError(f"{source}: field '{where}.eval_weight' must not be negative, got {t['eval_weight']!r}")
@@ -381,8 +380,8 @@ def _check_derived(t: dict, where: str, source: str) -> None:
     runs = t.get("seed_runs") or []
     if len(runs) == 1:
         raise ValueError(f"{source}: field '{where}.seed_runs' has one run; it is empty for one seed and lists every seed otherwise")
-    raw = [(t["metric"], t["mlp"], "mlp_score", t), ("accuracy", t["knn"], "knn_score", t)]
-    raw += [(m, r.get(p), f"{p}_score", r) for r in runs for m, p in ((t["metric"], "mlp"), ("accuracy", "knn"))]
+    raw = [(t["metric"], t["mlp"], "mlp_score", t), (KNN_METRIC, t["knn"], "knn_score", t)]
+    raw += [(m, r.get(p), f"{p}_score", r) for r in runs for m, p in ((t["metric"], "mlp"), (KNN_METRIC, "knn"))]
     values = [(metric, value) for metric, value, _, _ in raw if value is not None]
     scores = iter(aggregate([v for _, v in values], [1.0] * len(values), [m for m, _ in values])[0])
     for metric, value, key, holder in raw:

@@ -14,23 +14,29 @@ from .metric_modules import metric_path
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """How a card's metric name is computed by a module, and its worst and best values for normalisation."""
+    """A card's metric: the module that computes it and its result key, its worst and best values for
+    normalisation, its name on the Hub, and whether it reads class scores rather than predicted classes."""
 
     module: str
     key: str
+    display_name: str
     kwargs: tuple[tuple[str, Any], ...] = ()
     config: str | None = None
     worst: float = 0.0
     best: float = 1.0
+    reads_scores: bool = False
 
 
+# the metric registry: adding a metric is one entry here (tests/test_task_type_registry.py walks it)
 METRICS: dict[str, MetricSpec] = {
-    "accuracy": MetricSpec(module="accuracy", key="accuracy"),
-    "mAP": MetricSpec(module="mean_average_precision", key="mean_average_precision"),
-    "segmentf1_macro": MetricSpec(module="segment_f1", key="segment_f1", kwargs=(("average", "macro"),)),
-    "segmentf1_micro": MetricSpec(module="segment_f1", key="segment_f1", kwargs=(("average", "micro"),)),
-    "recallatk_r1": MetricSpec(module="recall_at_k", key="R@1", kwargs=(("k", [1]),)),
-    "WER_inv": MetricSpec(module="iwer", key="iwer"),
+    "accuracy": MetricSpec(module="accuracy", key="accuracy", display_name="accuracy"),
+    "mAP": MetricSpec(module="mean_average_precision", key="mean_average_precision", display_name="mAP", reads_scores=True),
+    "segmentf1_macro": MetricSpec(module="segment_f1", key="segment_f1", display_name="segment F1 (macro)",
+                                  kwargs=(("average", "macro"),)),
+    "segmentf1_micro": MetricSpec(module="segment_f1", key="segment_f1", display_name="segment F1 (micro)",
+                                  kwargs=(("average", "micro"),)),
+    "recallatk_r1": MetricSpec(module="recall_at_k", key="R@1", display_name="R@1", kwargs=(("k", [1]),)),
+    "WER_inv": MetricSpec(module="iwer", key="iwer", display_name="inverse WER"),
 }
 
 

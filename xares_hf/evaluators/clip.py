@@ -8,12 +8,13 @@ from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
 from ..probes.layer_mix import mix_with
 from ..protocols import per_dimension_knn_predict
+from ..task_types import KNN_METRIC
 from .base import Context, Round, RoundOutcome
 
 
 def _score(metric: str, selection: bool = False):
     def score(logits: np.ndarray, labels: np.ndarray) -> float:
-        if metric == "mAP":
+        if scoring.metric_spec(metric).reads_scores:  # mAP: the class scores themselves
             return scoring.compute(metric, predictions=logits, references=labels.astype(np.int64), selection=selection)
         return scoring.compute(metric, predictions=logits.argmax(axis=1), references=labels, selection=selection)
 
@@ -49,5 +50,5 @@ def evaluate_round(ctx: Context, data: Round) -> RoundOutcome:
                 predictions = per_dimension_knn_predict(train, data.train.labels, test, card.labels.num_classes)
             else:
                 predictions = knn_predict(train, data.train.labels, test)
-        outcome.knn = scoring.compute("accuracy", predictions=predictions, references=data.test.labels)
+        outcome.knn = scoring.compute(KNN_METRIC, predictions=predictions, references=data.test.labels)
     return outcome

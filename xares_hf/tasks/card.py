@@ -15,18 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..messages import quoted
 from ..paths import inside
+from ..scoring import METRICS
+from ..task_types import TASK_TYPES, task_type
 
-TaskType = Literal["clip", "frame", "contrastive", "asr"]
+TaskType = Literal[tuple(TASK_TYPES)]  # the registries' names: a card names a registered task type and metric
 Domain = Literal["speech", "sound", "music"]
-Metric = Literal["accuracy", "mAP", "segmentf1_macro", "segmentf1_micro", "recallatk_r1", "WER_inv"]
-
-# which label kinds and metrics each task type takes
-TASK_TYPE_RULES: dict[str, tuple[set[str], set[str]]] = {
-    "clip": ({"index", "class_name", "multi_label"}, {"accuracy", "mAP"}),
-    "frame": ({"events"}, {"segmentf1_macro", "segmentf1_micro"}),
-    "contrastive": ({"captions"}, {"recallatk_r1"}),
-    "asr": ({"transcript"}, {"WER_inv"}),
-}
+Metric = Literal[tuple(METRICS)]
+LabelKind = Literal["index", "class_name", "multi_label", "events", "captions", "transcript"]  # decoded by labels.py
 
 
 class TaskCardError(ValueError):
@@ -138,7 +133,7 @@ class LabelSpec(_Strict):
     - ``transcript``: the text in ``field`` (ASR).
     """
 
-    kind: Literal["index", "class_name", "multi_label", "events", "captions", "transcript"]
+    kind: LabelKind
     field: str | None = None
     num_classes: int | None = Field(default=None, gt=1, le=MAX_CLASSES)
     classes: list[str] | None = None
@@ -212,7 +207,8 @@ class TaskCard(_Strict):
 
     @model_validator(mode="after")
     def _type_fits(self) -> "TaskCard":
-        kinds, metrics = TASK_TYPE_RULES[self.task_type]
+        spec = task_type(self.task_type)  # the registry says what each task type accepts
+        kinds, metrics = spec.label_kinds, spec.metrics
         if self.labels.kind not in kinds:
             raise ValueError(f"task_type '{self.task_type}' needs labels.kind in {sorted(kinds)}, got '{self.labels.kind}'")
         if self.metric not in metrics:
@@ -221,7 +217,7 @@ class TaskCard(_Strict):
             raise ValueError("metric 'mAP' needs labels.kind 'multi_label'")
         if self.labels.kind == "multi_label" and self.metric != "mAP":
             raise ValueError("multi-label clip tasks are scored with 'mAP'")
-        if self.knn and (self.task_type != "clip" or self.labels.kind == "multi_label"):
+        if self.knn and (not spec.knn or self.labels.kind == "multi_label"):
             raise ValueError("knn applies only to single-label clip tasks: set 'knn: false'")
         if self.task_type == "frame" and self.data.crop_length is not None:
             raise ValueError("frame tasks cannot set data.crop_length (event times would no longer match)")
