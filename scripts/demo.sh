@@ -19,4 +19,4 @@ echo
 echo "xares-mini leaderboard (normalised MLP score, kNN in brackets)"
 $XH leaderboard --print --results "$OUT"
 echo
-echo "In a browser, with the published X-ARES numbers beside them: $XH leaderboard --results $OUT  (http://127.0.0.1:7860)"
+echo "In a browser: $XH leaderboard --results $OUT  (http://127.0.0.1:7860; the published X-ARES numbers are under protocol xares-0.1.3)"
