@@ -11,18 +11,24 @@ from typing import Iterable
 import torch
 
 from . import distributed
-from .data import ensure_task_data, is_hub_layout
+from .data import DataError, ensure_task_data, is_hub_layout
 from .embedding_cache import EmbeddingCache
 from .paths import default_data_dir
+from .encoders import EncoderContractError, load_encoder
 from .encoders import check_encoder as _check
-from .encoders import load_encoder
+from .hub_results import DEFAULT_DATASET_REPO
+from .metric_modules import register_metrics  # noqa: F401  (public: the CLI's register-metrics)
 from .pipeline import evaluate_task
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .protocols import PROTOCOLS  # noqa: F401  (the CLI offers these)
 from .run_config import LAYER_MODES, RunConfig
 from .results import Results
-from .suites import DEFAULT_SIZE, ensure_suite
-from .tasks import TaskCard, load_tasks, shipped_cards
+from .suites import DEFAULT_SIZE, SuiteBuildError, ensure_suite
+from .tasks import LabelError, TaskCard, TaskCardError, load_tasks, shipped_cards
+
+# what bad input raises (a card, the data, an encoder, a label, a missing file or value): the CLI prints these as one
+# line instead of a traceback
+INPUT_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, SuiteBuildError, FileNotFoundError, ValueError)
 
 logger = logging.getLogger("xares_hf")
 
@@ -157,3 +163,89 @@ def check_encoder(model: str | os.PathLike | torch.nn.Module, layer: int | None 
 def list_tasks() -> list[TaskCard]:
     """The task cards shipped with xares-hf."""
     return load_tasks(list(shipped_cards()))
+
+
+# ------------------------------------------------------------------------------ the other commands' public functions
+
+
+def build_mini(size: str = DEFAULT_SIZE, seed: int = 0, out: str | Path | None = None,
+               tasks: list[str] | None = None) -> Path:
+    """Build xares-mini (real audio, offline) and return its folder (``cards/`` holds its task cards)."""
+    from .suites import build_mini_suite, suite_dir
+
+    return build_mini_suite(out or suite_dir(size, seed), size=size, seed=seed, tasks=tasks)
+
+
+def leaderboard_table(results_dir: str | Path) -> str:
+    """Every ``results.json`` under ``results_dir`` side by side (runs of another protocol marked)."""
+    from .results import leaderboard
+
+    files = sorted(Path(results_dir).rglob("results.json"))
+    if not files:
+        raise FileNotFoundError(f"no results.json under {results_dir}")
+    return leaderboard([Results.load(f) for f in files])
+
+
+def serve_leaderboard(results_dir: str | Path, host: str | None = None, port: int | None = None) -> None:
+    """Serve the leaderboard Space (``spaces_app/app.py``) over ``results_dir``; where it listens is Gradio's choice
+    (``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else 127.0.0.1:7860) unless ``host``/``port`` are given."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent / "leaderboard_app" / "app.py"
+    spec = importlib.util.spec_from_file_location("xares_leaderboard_app", path)
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.serve(results_dir, host=host, port=port)
+
+
+def export_card(results_path: str | Path, out_dir: str | Path | None = None,
+                dataset_repo: str = DEFAULT_DATASET_REPO) -> list[Path]:
+    """Write the model card's ``model-index`` (merged into a ``README.md`` there) and ``.eval_results/`` files."""
+    from .model_card import export
+
+    return export(results_path, out_dir or Path(results_path).parent, dataset_repo=dataset_repo)
+
+
+def push_card(results_path: str | Path, repo_id: str, dry_run: bool = True, dataset_repo: str = DEFAULT_DATASET_REPO,
+              create_pr: bool = False) -> str:
+    """Commit the model card and ``.eval_results/`` to a model repo (``dry_run``: describe the commit only)."""
+    from .model_card import push
+
+    return str(push(results_path, repo_id, dry_run=dry_run, dataset_repo=dataset_repo, create_pr=create_pr))
+
+
+def download_tasks(tasks: Iterable[str | Path | TaskCard], data_dir: str | Path | None = None) -> dict[str, dict[str, list[str]]]:
+    """Fetch each task's missing shards (its Zenodo record) into ``data_dir``: task -> split -> shard files."""
+    return {card.name: ensure_task_data(card, data_dir or default_data_dir(), download=True) for card in load_tasks(list(tasks))}
+
+
+def plan_data_push(tasks: Iterable[str | Path | TaskCard], data_dir: str | Path | None, repo_id: str):
+    """What pushing the tasks' shards to a Hub dataset repo would upload (one config per task)."""
+    from .data.hub_publish import plan_push
+
+    return plan_push(load_tasks(list(tasks)), data_dir or default_data_dir(), repo_id)
+
+
+def push_data(plan, private: bool = False) -> str:
+    """Upload a :func:`plan_data_push` plan."""
+    from .data.hub_publish import push
+
+    return push(plan, private=private)
+
+
+def task_overview(data_dir: str | Path | None = None) -> list[dict[str, str]]:
+    """One row per shipped task: its facts and whether its data is in ``data_dir`` (else its Zenodo record)."""
+    from .data import DataError, shard_files
+
+    rows = []
+    for c in list_tasks():
+        try:
+            shard_files(c, data_dir or default_data_dir())
+            present = "present"
+        except DataError:
+            present = f"zenodo {c.data.zenodo_id}" if c.data.zenodo_id else "missing"
+        rows.append({"Task": c.name, "Formal name": c.formal_name, "Domain": c.domain, "Type": c.task_type,
+                     "Metric": c.metric, "Classes": str(c.labels.num_classes or "-"), "Weight": f"{c.eval_weight:g}",
+                     "kNN": "yes" if c.knn else "no",
+                     "Splits": f"{len(c.data.folds)} folds" if c.is_k_fold else "train/valid/test", "Data": present})
+    return rows

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from . import api
-from .data import DataError
-from .encoders import EncoderContractError
-from .suites.mini.common import SuiteBuildError
-from .metric_modules import register_metrics
-from .paths import default_data_dir
-from .tasks import LabelError, TaskCardError
-
-USER_ERRORS = (TaskCardError, DataError, EncoderContractError, LabelError, SuiteBuildError, FileNotFoundError, ValueError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -143,77 +134,48 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             print(api.check_encoder(args.model, layer=args.layer))
         elif args.command == "mini":
-            from .suites import build_mini_suite, suite_dir
-
-            out = build_mini_suite(args.out or suite_dir(args.size, args.seed), size=args.size, seed=args.seed, tasks=args.tasks)
+            out = api.build_mini(size=args.size, seed=args.seed, out=args.out, tasks=args.tasks)
             print(f"xares-mini ({args.size}) is in {out}: cards in {out / 'cards'}")
         elif args.command == "leaderboard":
             if args.print:
-                from .results import Results, leaderboard
-
-                files = sorted(Path(args.results).rglob("results.json"))
-                if not files:
-                    raise FileNotFoundError(f"no results.json under {args.results}")
-                print(leaderboard([Results.load(f) for f in files]))
+                print(api.leaderboard_table(args.results))
             else:
-                import importlib.util
-
-                path = Path(__file__).resolve().parent / "leaderboard_app" / "app.py"
-                spec = importlib.util.spec_from_file_location("xares_leaderboard_app", path)
-                app = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(app)
-                app.serve(args.results, host=args.host, port=args.port)
+                api.serve_leaderboard(args.results, host=args.host, port=args.port)
         elif args.command == "export-card":
-            from .model_card import export, push
-
             if args.dry_run and not args.push:
                 raise ValueError("--dry-run applies to --push")
             if args.push:
-                print(push(args.results, args.push, dry_run=args.dry_run, dataset_repo=args.benchmark, create_pr=args.pr))
+                print(api.push_card(args.results, args.push, dry_run=args.dry_run, dataset_repo=args.benchmark,
+                                    create_pr=args.pr))
             if args.out or not args.push:
-                for path in export(args.results, args.out or Path(args.results).parent, dataset_repo=args.benchmark):
+                for path in api.export_card(args.results, args.out, dataset_repo=args.benchmark):
                     print(f"wrote {path}")
         elif args.command == "register-metrics":
-            for module_id in register_metrics():
+            for module_id in api.register_metrics():
                 print(f"registered {module_id}")
         elif args.command == "download":
-            from .data import ensure_task_data
-            from .tasks import load_tasks
-
-            for card in load_tasks(args.tasks):
-                files = ensure_task_data(card, args.data_dir or default_data_dir(), download=True)
-                print(f"{card.name}: {sum(len(f) for f in files.values())} shards in {len(files)} splits")
+            for name, files in api.download_tasks(args.tasks, args.data_dir).items():
+                print(f"{name}: {sum(len(f) for f in files.values())} shards in {len(files)} splits")
         elif args.command == "push-data":
-            from .data.hub_publish import plan_push, push
-            from .tasks import load_tasks
-
-            plan = plan_push(load_tasks(args.tasks), args.data_dir or default_data_dir(), args.repo)
+            plan = api.plan_data_push(args.tasks, args.data_dir, args.repo)
             print(plan)
             if not args.dry_run:
-                print(f"pushed: {push(plan, private=args.private)}")
+                print(f"pushed: {api.push_data(plan, private=args.private)}")
         else:
-            _print_tasks(api.list_tasks(), args.data_dir or default_data_dir())
-    except USER_ERRORS as err:
+            _print_rows(api.task_overview(args.data_dir))
+    except api.INPUT_ERRORS as err:
         print(f"xares-hf: error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def _print_tasks(cards, data_dir) -> None:
-    from .data import DataError, shard_files
-
-    rows = [("Task", "Formal name", "Domain", "Type", "Metric", "Classes", "Weight", "kNN", "Splits", "Data")]
-    for c in cards:
-        splits = f"{len(c.data.folds)} folds" if c.is_k_fold else "train/valid/test"
-        try:
-            shard_files(c, data_dir)
-            present = "present"
-        except DataError:
-            present = f"zenodo {c.data.zenodo_id}" if c.data.zenodo_id else "missing"
-        classes = str(c.labels.num_classes or "-")
-        rows.append((c.name, c.formal_name, c.domain, c.task_type, c.metric, classes, f"{c.eval_weight:g}", "yes" if c.knn else "no", splits, present))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
+def _print_rows(rows: list[dict[str, str]]) -> None:
+    """Rows of equal keys as a plain aligned table."""
+    if not rows:
+        return
+    table = [tuple(rows[0]), *(tuple(r.values()) for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
 
 
