@@ -19,7 +19,7 @@ from .data import DataError, LeftOut, SkippedSample, prefetch_audio
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .task_types import task_type
-from .protocols import batch_slots, pad_to_longest
+from .protocols import BatchSlots, pad_to_longest
 from .run_config import RunConfig
 from .store import FrameSpool, Rows
 from .tasks import LabelEncoder, LabelError, TaskCard
@@ -58,7 +58,7 @@ def encode_clips(
     pending_bytes = 0
     size = card.probe.batch_size_encode
     device = next((p.device for p in encoder.parameters()), torch.device("cpu"))
-    slots = batch_slots(size)
+    slots = BatchSlots(size)  # places in xares 0.1.3's batches (its protocol only)
 
     def flush() -> None:
         """Encode the pending clips in batches of similar length (less padding), each result into its slot; or, in

@@ -51,10 +51,6 @@ class Protocol:
     # transcripts; :mod:`xares_hf.probes.asr_xares013`). The CTC head is xares-hf's own in both.
     asr_llm_head: str
 
-    @property
-    def is_default(self) -> bool:
-        return self.name == DEFAULT
-
 
 PROTOCOLS = {
     "xares-hf": Protocol("xares-hf", padded_batches=False, first_crop_per_batch=False, knn="cosine",
@@ -95,11 +91,6 @@ def per_dimension_knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: 
         votes = torch.nn.functional.one_hot(neighbours, num_classes=num_classes) * torch.softmax(sims / temperature, 1)[..., None]
         predictions.append(votes.sum(1).argmax(1))
     return torch.cat(predictions).numpy() if predictions else np.zeros(0, np.int64)
-
-
-def batch_slots(size: int) -> "BatchSlots":
-    """A counter of the places clips take in xares 0.1.3's encoding batches (see :class:`BatchSlots`)."""
-    return BatchSlots(size)
 
 
 class BatchSlots:
