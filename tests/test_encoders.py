@@ -215,3 +215,22 @@ def test_an_output_of_fixed_length_is_not_trimmed_by_clip_length():
     assert [f.shape for f in together] == [(4, 2), (4, 2)]  # before: the short clip kept ceil(4 * 0.5) = 2 frames
     for got, want in zip(together, alone):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_a_fixed_length_encoder_is_found_once_then_encoded_a_clip_at_a_time_without_the_batched_forward():
+    rng = np.random.default_rng(1)
+    waves = [rng.standard_normal(n).astype(np.float32) for n in (8000, 16000, 12000)]
+    encoder = _FixedFrames()
+    calls = []
+    encoder.register_forward_hook(lambda module, args, out: calls.append(tuple(args[0].shape)))
+    encode_batch(encoder, waves)
+    assert calls[0] == (3, 16000) and calls[1:] == [(1, 8000), (1, 16000), (1, 12000)]  # the batch, then each clip
+    calls.clear()
+    second = encode_batch(encoder, waves)
+    assert calls == [(1, 8000), (1, 16000), (1, 12000)]  # no batched forward again for this encoder
+    assert [f.shape for f in second] == [(4, 2)] * 3
+    other = _FixedFrames()
+    calls.clear()
+    other.register_forward_hook(lambda module, args, out: calls.append(tuple(args[0].shape)))
+    encode_batch(other, waves)
+    assert calls[0] == (3, 16000)  # another encoder is not assumed to be one

@@ -9,6 +9,8 @@ their padded frames trimmed.
 
 from __future__ import annotations
 
+import weakref
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,6 +211,9 @@ def _raised(encoder: torch.nn.Module, call: str, where: str, err: Exception, lon
     return EncoderContractError(_format(encoder, problems))
 
 
+_FIXED_LENGTH: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()  # plain modules found to return a fixed frame count
+
+
 @torch.inference_mode()
 def encode_batch(
     encoder: torch.nn.Module, waves: list[np.ndarray], context: str = "", strict_frames: bool = False
@@ -240,6 +245,8 @@ def encode_batch(
             raise _raised(encoder, "encode_batch", where, err, max(seconds)) from err
         frames = _checked_own_outputs(encoder, outputs, where, seconds, dim, hop_ms, strict_frames)
         return frames
+    if not strict_frames and len(set(lengths)) > 1 and encoder in _FIXED_LENGTH:  # known: encode each clip alone
+        return [frames for wave in waves for frames in encode_batch(encoder, [wave], context, strict_frames)]
     device = _device_of(encoder)
     longest = max(lengths)
     try:
@@ -283,7 +290,9 @@ def encode_batch(
     expected, slack = _expected_frames(max(seconds), hop_ms)
     if not strict_frames and len(set(lengths)) > 1 and abs(total - expected) > slack:
         # the output does not grow with the input (a fixed number of frames): no share of it belongs to the
-        # padding, so trimming in proportion to length would cut real frames; each clip is encoded alone instead
+        # padding, so trimming in proportion to length would cut real frames; each clip is encoded alone instead,
+        # from now on without the batched forward first
+        _FIXED_LENGTH.add(encoder)
         return [frames for wave in waves for frames in encode_batch(encoder, [wave], context, strict_frames)]
     keep = [max(1, min(total, int(np.ceil(total * n / longest)))) if longest else 1 for n in lengths]
     # one pass over the output; values in the padding frames trimmed below do not count
