@@ -4,6 +4,7 @@ and an entry that is damaged or half written is never read as numbers."""
 from __future__ import annotations
 
 import errno
+import io
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,15 @@ def test_a_streamed_array_is_written_byte_for_byte_like_the_whole_one(tmp_path):
     with open(streamed, "wb") as out:
         write_entry(out, {"frames": Streamed(np.dtype(np.float32), (17, 6), lambda: iter(clips)), "n": np.arange(4)})
     assert streamed.read_bytes() == whole.read_bytes()
+    reads = []
+    counted = Streamed(np.dtype(np.float32), (17, 6), lambda: reads.append(1) or iter(clips))
+    with open(tmp_path / "once.safetensors", "wb") as out:
+        write_entry(out, {"frames": counted, "n": np.arange(4)})
+    assert reads == [1] and (tmp_path / "once.safetensors").read_bytes() == whole.read_bytes()  # read once, not twice
+    unseekable = io.BytesIO()
+    unseekable.seekable = lambda: False  # e.g. a pipe: the digest is computed first, in a pass of its own
+    write_entry(unseekable, {"frames": Streamed(np.dtype(np.float32), (17, 6), lambda: iter(clips)), "n": np.arange(4)})
+    assert unseekable.getvalue() == whole.read_bytes()
     with open(tmp_path / "short.safetensors", "wb") as out, pytest.raises(ValueError, match="gave 408 bytes where its shape"):
         write_entry(out, {"frames": Streamed(np.dtype(np.float32), (18, 6), lambda: iter(clips))})
 

@@ -65,18 +65,36 @@ def write_entry(out: BinaryIO, arrays: dict[str, ArrayLike]) -> None:
         table[name] = {"dtype": _CODES[np.dtype(a.dtype)], "shape": list(a.shape),
                        "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
+    def header(sha256: str) -> bytes:
+        text = json.dumps({"__metadata__": {"format": FORMAT, "version": FORMAT_VERSION, "sha256": sha256}, **table},
+                          separators=(",", ":")).encode()
+        return text + b" " * (-len(text) % 8)  # safetensors pads the header so the data starts 8-byte aligned
+
     digest = _digest_start(table)
+    if not getattr(out, "seekable", lambda: False)():  # the digest first (one pass over the data), then the file
+        for name in sorted(arrays):
+            for chunk in _chunks(name, arrays[name]):
+                digest.update(chunk)
+        out.write(len(header(digest.hexdigest())).to_bytes(8, "little") + header(digest.hexdigest()))
+        for name in sorted(arrays):
+            for chunk in _chunks(name, arrays[name]):
+                out.write(chunk)
+        return
+    # one pass: a header with a placeholder digest of the same length, the data hashed as it is written, then the
+    # header again with the digest (a streamed array is read once, not twice)
+    start = out.tell()
+    placeholder = header("0" * digest.digest_size * 2)
+    out.write(len(placeholder).to_bytes(8, "little") + placeholder)
     for name in sorted(arrays):
         for chunk in _chunks(name, arrays[name]):
             digest.update(chunk)
-    header = json.dumps({"__metadata__": {"format": FORMAT, "version": FORMAT_VERSION, "sha256": digest.hexdigest()},
-                         **table}, separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)  # safetensors pads the header so the data starts 8-byte aligned
-    out.write(len(header).to_bytes(8, "little"))
-    out.write(header)
-    for name in sorted(arrays):
-        for chunk in _chunks(name, arrays[name]):
             out.write(chunk)
+    final = header(digest.hexdigest())
+    assert len(final) == len(placeholder)
+    end = out.tell()
+    out.seek(start + 8)
+    out.write(final)
+    out.seek(end)
 
 
 def _chunks(name: str, array: ArrayLike) -> Iterable[memoryview]:
