@@ -26,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 HERE = Path(__file__).resolve().parent
 KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
 MAX_BYTES = 1_000_000
+SCHEMA_VERSION = 1  # the results files this Space reads (xares_hf.results.SCHEMA_VERSION; a test checks they agree)
 # the scoring protocols (xares_hf/protocols.py owns them; tests/test_leaderboard_app.py checks that the two agree):
 # numbers of different protocols are different measurements and are never ranked together
 PROTOCOLS = ("xares-hf", "xares-0.1.3")
@@ -129,7 +130,7 @@ class RunInfo(_Model):
 
 
 class ResultsFile(_Model):
-    schema_version: Literal[1]
+    schema_version: Literal[SCHEMA_VERSION]
     xares_hf_version: Text
     created: Annotated[Text, AfterValidator(_iso_date)]
     encoder: Encoder
@@ -316,8 +317,8 @@ def check(data: Any) -> dict:
     """``data`` if it is an xares-hf results file the leaderboard can show as it is, else :class:`SubmissionError`.
 
     The one check of the Space: uploads (:func:`validate`) and stored files (``leaderboard_data.load_runs``) alike."""
-    if not isinstance(data, dict) or data.get("schema_version") != 1:
-        raise SubmissionError("not an xares-hf results file of schema_version 1 (results.json from xares_hf.evaluate)")
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise SubmissionError(f"not an xares-hf results file of schema_version {SCHEMA_VERSION} (results.json from xares_hf.evaluate)")
     try:
         results = ResultsFile.model_validate(data)
     except ValidationError as err:

@@ -102,6 +102,14 @@ def test_the_space_knows_the_protocols_the_package_writes():
     assert submission.PROTOCOLS == tuple(protocols.PROTOCOLS) and submission.DEFAULT_PROTOCOL == protocols.DEFAULT
 
 
+def test_the_space_reads_the_schema_version_the_package_writes():
+    from xares_hf.results import SCHEMA_VERSION
+
+    assert submission.SCHEMA_VERSION == SCHEMA_VERSION
+    with pytest.raises(submission.SubmissionError, match=f"schema_version {SCHEMA_VERSION}"):
+        submission.check({**_result("m", {"mini_keywords": 0.5}), "schema_version": SCHEMA_VERSION + 1})
+
+
 @pytest.mark.parametrize(
     "mutate, message",
     [
