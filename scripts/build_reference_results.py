@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from xares_hf.results import Results, TaskResult
+from xares_hf.results_schema import json_schema_text
 from xares_hf.tasks import load_task, shipped_cards
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ def main() -> None:
     tasks.update({n: {"formal_name": f, "domain": d, "task_type": t, "metric": m, "eval_weight": None, "suite": "xares-mini"}
                   for n, (f, d, t, m) in MINI_TASKS.items()})
     (OUT / "known_tasks.json").write_text(json.dumps(tasks, indent=1) + "\n")
+    (OUT / "results.schema.json").write_text(json_schema_text())  # the package's schema, which the Space checks with
 
     for model, description in published["models"].items():
         rows = []

@@ -25,6 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 HERE = Path(__file__).resolve().parent
 KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
+# the results file's structure, exported from xares-hf's own models (xares_hf/results_schema.py): one schema for both
+RESULTS_SCHEMA: dict = json.loads((HERE / "results.schema.json").read_text())
 MAX_BYTES = 1_000_000
 SCHEMA_VERSION = 1  # the results files this Space reads (xares_hf.results.SCHEMA_VERSION; a test checks they agree)
 # the scoring protocols (xares_hf/protocols.py owns them; tests/test_leaderboard_app.py checks that the two agree):
@@ -320,11 +322,29 @@ def check(data: Any) -> dict:
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise SubmissionError(f"not an xares-hf results file of schema_version {SCHEMA_VERSION} (results.json from xares_hf.evaluate)")
     try:
-        results = ResultsFile.model_validate(data)
+        results = ResultsFile.model_validate(data)  # what the page shows: plain text, scores in 0-1, known tasks
     except ValidationError as err:
         raise SubmissionError(_one_line(err, data)) from None
+    _schema_check(data)
     _consistent(results)
     return data
+
+
+@lru_cache(maxsize=1)
+def _schema_validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(RESULTS_SCHEMA)
+
+
+def _schema_check(data: dict) -> None:
+    """The file against the shipped results schema (xares-hf's): no unknown or missing field, JSON types."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(data))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "top level"
+        raise SubmissionError(f"{where}: {error.message[:200]} (the results schema of xares-hf)")
 
 
 def validate(raw: bytes) -> dict:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
-import math
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,12 +13,13 @@ import numpy as np
 
 from .messages import one_line, quoted
 from .paths import child_path, replace_text_locked, safe_component
+from . import results_schema
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
+from .results_schema import SCHEMA_VERSION
 from .scoring import METRICS, aggregate
 from .task_types import KNN_METRIC, TASK_TYPES
 from .version import __version__
 
-SCHEMA_VERSION = 1
 MAX_DEPTH = 32  # JSON nesting a results file may have (it needs 5); deeper is refused before any recursion
 SCORE_TOLERANCE = 1e-6  # how far a stored derived number may be from the one recomputed from the raw values
 
@@ -222,115 +221,15 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_value(value: Any, kind: str, where: str, source: str) -> None:
-    """Check one JSON value against a field's annotation (as written in the dataclass, a string)."""
-    kind = kind.replace(" ", "")
-    if kind.endswith("|None") or kind.startswith("None|"):
-        if value is None:
-            return
-        kind = kind[: -len("|None")] if kind.endswith("|None") else kind[len("None|"):]
-    if kind == "Any":
-        _check_json_numbers(value, where, source)
-        return
-    if kind == "str":
-        ok = isinstance(value, str)
-    elif kind == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind == "bool":
-        ok = isinstance(value, bool)
-    elif kind == "float":
-        ok = _is_number(value) and math.isfinite(value)
-        if _is_number(value) and not ok:
-            raise ValueError(f"{source}: field '{where}' must be a finite number, got {quoted(value)}")
-    elif kind.startswith("dict[str,") and kind.endswith("]"):
-        if not isinstance(value, dict):
-            raise ValueError(f"{source}: field '{where}' must be a JSON object, got {type(value).__name__} {quoted(value)}")
-        inner = kind[len("dict[str,") : -1]
-        for key, item in value.items():
-            _check_value(item, inner, f"{where}.{key}", source)
-        return
-    elif kind.startswith("list[") and kind.endswith("]"):
-        if not isinstance(value, list):
-            raise ValueError(f"{source}: field '{where}' must be a JSON list, got {type(value).__name__} {quoted(value)}")
-        for i, item in enumerate(value):
-            _check_value(item, kind[len("list[") : -1], f"{where}[{i}]", source)
-        return
-    else:  # an annotation this checker does not know: any JSON, but still no NaN or infinity
-        _check_json_numbers(value, where, source)
-        return
-    if not ok:
-        expected = {"str": "a string", "int": "an integer", "bool": "true or false", "float": "a finite number"}[kind]
-        raise ValueError(f"{source}: field '{where}' must be {expected}, got {type(value).__name__} {quoted(value)}")
-
-
-def _check_json_numbers(value: Any, where: str, source: str) -> None:
-    """Free-form fields may hold any JSON, but no NaN or infinity (which JSON itself does not have)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{source}: field '{where}' must be a finite number, got {quoted(value)}")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_json_numbers(item, f"{where}.{key}", source)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_json_numbers(item, f"{where}[{i}]", source)
-
-
-# fields whose values may be null where the annotation says float (a fold's best_epoch when there was no validation)
-_LENIENT = {"folds": "dict[str, dict[str, float | None]]"}
-
-
-def _check_object(data: Any, cls: type, where: str, source: str, skip: tuple[str, ...] = (), note: str = "") -> None:
-    """An object with exactly ``cls``'s fields (those with defaults may be missing), each of its type."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: field '{where or 'top level'}' must be a JSON object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{where}." if where else ""
-    unknown = [key for key in data if key not in fields]
-    if unknown:
-        raise ValueError(f"{source}: unknown field '{prefix}{unknown[0]}'{note} (known: {', '.join(fields)})")
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if name not in data:
-            if required:
-                raise ValueError(f"{source}: field '{prefix}{name}'{note} is missing")
-            continue
-        if name not in skip:
-            try:
-                _check_value(data[name], _LENIENT.get(name, str(f.type)), f"{prefix}{name}", source)
-            except ValueError as err:
-                raise ValueError(str(err).replace("' must", f"'{note} must", 1) if note else str(err)) from None
-
-
 def validate_results(data: Any, source: str = "results") -> None:
     """Raise ``ValueError`` naming ``source`` and the field unless ``data`` is a results dict of this schema.
 
-    Only JSON types are accepted, checked against the :class:`Results` and :class:`TaskResult` fields: no
-    unknown or missing fields, strings where names go, finite numbers where numbers go."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: not an xares-hf results file (a JSON object), got {type(data).__name__}")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise ValueError(
-            f"{source}: field 'schema_version' is {quoted(version)}, this xares-hf reads schema_version {SCHEMA_VERSION}"
-        )
-    _check_object(data, Results, "", source, skip=("tasks",))
-    for name in ("xares_hf_version", "created", "averages"):  # defaulted in the class, written in every file
-        if name not in data:
-            raise ValueError(f"{source}: field '{name}' is missing")
+    The structure (known fields only, JSON types, finite numbers) is :mod:`.results_schema`'s, made from the
+    :class:`Results` and :class:`TaskResult` fields; then what types cannot say (:func:`_check_meaning`)."""
+    results_schema.check(data, source)
     encoder = data["encoder"]
     if not isinstance(encoder.get("id"), str):
         raise ValueError(f"{source}: field 'encoder.id' must be a string, got {quoted(encoder.get('id'))}")
-    tasks = data["tasks"]
-    if not isinstance(tasks, list):
-        raise ValueError(f"{source}: field 'tasks' must be a JSON list, got {type(tasks).__name__}")
-    for i, task in enumerate(tasks):
-        name = task.get("name") if isinstance(task, dict) else None
-        note = f" (task {quoted(name)})" if isinstance(name, str) else ""
-        _check_object(task, TaskResult, f"tasks[{i}]", source, note=note)
     _check_meaning(data, source)
 
 
