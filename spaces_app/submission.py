@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+import averages
+
 HERE = Path(__file__).resolve().parent
 KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
 # the results file's structure, exported from xares-hf's own models (xares_hf/results_schema.py): one schema for both
@@ -169,12 +171,13 @@ def normalise(values: list[float]) -> list[float]:
     return _score(values, [1.0] * len(values))["normalised_scores"] if values else []
 
 
+def _compute(scores: list[float], weights: list[float]) -> dict:
+    return _score(scores, weights)
+
+
 def weighted_average(scores: list[float | None], weights: list[float]) -> float | None:
-    """X-ARES' weighted mean of normalised scores (``xares_score`` module); None when nothing counts."""
-    pairs = [(s, w) for s, w in zip(scores, weights) if s is not None and w]
-    if not pairs:
-        return None
-    return _score([s for s, _ in pairs], [w for _, w in pairs])["score"]
+    """X-ARES' weighted mean of normalised scores (``averages.py``, the package's own); None when nothing counts."""
+    return averages.weighted_average(scores, weights, _compute)
 
 
 def seed_spread(tasks: list[dict], probe: str = "mlp") -> float | None:
@@ -183,9 +186,8 @@ def seed_spread(tasks: list[dict], probe: str = "mlp") -> float | None:
     counts = {len(t.get("seed_runs") or []) for t in tasks}
     if not tasks or len(counts) != 1 or counts.pop() < 2:
         return None
-    per_seed = [weighted_average([t["seed_runs"][i][f"{probe}_score"] for t in tasks], [t.get("eval_weight") or 0 for t in tasks])
-                for i in range(len(tasks[0]["seed_runs"]))]
-    return statistics.stdev(per_seed) if None not in per_seed else None
+    per_seed = [[t["seed_runs"][i][f"{probe}_score"] for t in tasks] for i in range(len(tasks[0]["seed_runs"]))]
+    return averages.seed_spread(per_seed, [t.get("eval_weight") or 0 for t in tasks], _compute)
 
 
 # ----------------------------------------------------------------------------- parsing and checking

@@ -56,3 +56,19 @@ def test_both_checks_refuse_what_the_schema_does_not_allow(mutate, package_messa
         submission._schema_check(data)
     with pytest.raises(submission.SubmissionError):  # and so an upload is refused
         submission.check(data)
+
+
+def test_the_package_and_the_space_average_with_one_shared_file():
+    import averages
+    from xares_hf import results
+    from xares_hf.leaderboard_app import averages as package_averages
+
+    assert Path(package_averages.__file__).resolve() == (SPACE / "averages.py").resolve() == Path(averages.__file__).resolve()
+    assert results.weighted_average.__code__.co_filename == package_averages.weighted_average.__code__.co_filename
+    data = _results()
+    data["tasks"].append({**data["tasks"][0], "name": "fsd50k", "formal_name": "FSD50k", "mlp": 0.25, "mlp_score": 0.25,
+                          "knn": None, "knn_score": None, "eval_weight": 100.0, "metric": "mAP"})
+    loaded = Results(encoder=data["encoder"], tasks=[TaskResult(**t) for t in data["tasks"]])  # averages computed
+    space = submission.weighted_average([t["mlp_score"] for t in data["tasks"]], [t["eval_weight"] for t in data["tasks"]])
+    assert loaded.mlp_average == pytest.approx(space) == pytest.approx((0.75 * 400 + 0.25 * 100) / 500)
+    assert loaded.knn_average == pytest.approx(0.5)  # the task without k-NN does not count

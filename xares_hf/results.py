@@ -16,7 +16,8 @@ from .paths import child_path, replace_text_locked, safe_component
 from . import results_schema
 from .protocols import DEFAULT as DEFAULT_PROTOCOL
 from .results_schema import SCHEMA_VERSION
-from .scoring import METRICS, aggregate
+from .leaderboard_app.averages import seed_spread, weighted_average
+from .scoring import METRICS, aggregate, xares_score_compute
 from .task_types import KNN_METRIC, TASK_TYPES
 from .version import __version__
 
@@ -67,12 +68,11 @@ class Results:
     run: dict[str, Any] = field(default_factory=dict)  # world size, mixed precision, device, protocol, ...
 
     def __post_init__(self) -> None:
-        if self.averages is None:  # X-ARES' weighted averages, by the xares_score module
-            mlp = self.tasks
-            knn = [t for t in self.tasks if t.knn is not None]
+        if self.averages is None:  # X-ARES' weighted averages: the function the Space uses too
+            weights = [t.eval_weight for t in self.tasks]
             self.averages = {
-                "mlp": aggregate([t.mlp for t in mlp], [t.eval_weight for t in mlp], [t.metric for t in mlp])[1],
-                "knn": aggregate([t.knn for t in knn], [t.eval_weight for t in knn], [KNN_METRIC] * len(knn))[1],
+                "mlp": weighted_average([t.mlp_score for t in self.tasks], weights, xares_score_compute),
+                "knn": weighted_average([t.knn_score for t in self.tasks], weights, xares_score_compute),
             }
             self.averages.update(self._seed_spread())
 
@@ -82,12 +82,13 @@ class Results:
         if not runs or len(runs[0]) < 2 or any(len(r) != len(runs[0]) for r in runs):
             return {}
         spread = {}
-        for probe, metric_of in (("mlp", lambda t: t.metric), ("knn", lambda t: KNN_METRIC)):
-            tasks = [t for t in self.tasks if t.seed_runs[0][probe] is not None]
-            if tasks:
-                per_seed = [aggregate([t.seed_runs[i][probe] for t in tasks], [t.eval_weight for t in tasks],
-                                      [metric_of(t) for t in tasks])[1] for i in range(len(runs[0]))]
-                spread[f"{probe}_std"] = float(np.std(per_seed, ddof=1))
+        weights = [t.eval_weight for t in self.tasks]
+        for probe in ("mlp", "knn"):
+            if any(t.seed_runs[0][probe] is not None for t in self.tasks):
+                per_seed = [[t.seed_runs[i][f"{probe}_score"] for t in self.tasks] for i in range(len(runs[0]))]
+                value = seed_spread(per_seed, weights, xares_score_compute)
+                if value is not None:
+                    spread[f"{probe}_std"] = float(value)
         return spread
 
     @property

@@ -86,6 +86,11 @@ def aggregate(values: list[float], weights: list[float], metrics: list[str]) -> 
     return result["normalised_scores"], result["score"]
 
 
+def xares_score_compute(**kwargs: Any) -> dict:
+    """The ``xares_score`` module's compute (scores, weights, optional worst/best)."""
+    return _module("xares_score").compute(**kwargs)
+
+
 def normalise(metric: str, value: float) -> float:
     """One metric value mapped onto 0-1 between its worst and best values."""
     return aggregate([value], [1.0], [metric])[0][0]
