@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 import averages
+import names
 
 HERE = Path(__file__).resolve().parent
 KNOWN_TASKS: dict[str, dict] = json.loads((HERE / "known_tasks.json").read_text())
@@ -366,7 +367,7 @@ def store(data: dict, folder: str | Path) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", data["encoder"]["id"])[:80]
+    stem = names.safe_component(data["encoder"]["id"])
     path = folder / f"{stem}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(6)}.json"  # never another upload's name
     text = json.dumps(data, indent=1)
     handle, tmp = tempfile.mkstemp(prefix=f".{stem}-", suffix=".tmp", dir=folder)

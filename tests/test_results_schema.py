@@ -72,3 +72,14 @@ def test_the_package_and_the_space_average_with_one_shared_file():
     space = submission.weighted_average([t["mlp_score"] for t in data["tasks"]], [t["eval_weight"] for t in data["tasks"]])
     assert loaded.mlp_average == pytest.approx(space) == pytest.approx((0.75 * 400 + 0.25 * 100) / 500)
     assert loaded.knn_average == pytest.approx(0.5)  # the task without k-NN does not count
+
+
+def test_one_file_name_sanitiser_for_the_package_and_the_space(tmp_path):
+    import names
+    from xares_hf.paths import safe_component
+
+    assert safe_component is not None and safe_component.__code__.co_filename == names.safe_component.__code__.co_filename
+    stored = submission.store({**_results(), "encoder": {"id": "org/enc"}}, tmp_path)
+    assert stored.name.startswith("org__enc-")  # the Space names uploads as the package names results folders
+    odd = submission.store({**_results(), "encoder": {"id": "../x y"}}, tmp_path)
+    assert odd.parent == tmp_path and odd.name.startswith(names.safe_component("../x y"))

@@ -9,21 +9,16 @@ a temporary name unique to the writer, then renamed into place (:func:`atomic_fi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
 import tempfile
 import unicodedata
 from pathlib import Path, PureWindowsPath
 
+from .leaderboard_app.names import safe_component  # noqa: F401  (the one sanitiser, shared with the Space)
 from .messages import quoted
 from typing import BinaryIO, Iterator
 
 MAX_NAME_BYTES = 255  # the usual file-system limit for one path component
-_SAFE_MAX = 120  # neutralised names stay well under it, with room for a suffix such as "__layer-all"
-_PLAIN_PART = r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*"  # no "__", no leading "." or "_": "/" can become "__"
-_PLAIN = re.compile(rf"{_PLAIN_PART}(?:/{_PLAIN_PART})?")
-_WINDOWS_DEVICES = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
 
 
 class UnsafeNameError(ValueError):
@@ -74,22 +69,6 @@ def child_path(root: str | Path, name: str, what: str, error: type[Exception] = 
     if problem is not None:
         raise error(f"{what} {quoted(name)}: {problem}; refused")
     return path
-
-
-def safe_component(text: str, reserved: tuple[str, ...] = ()) -> str:
-    """One plain file name for an id we must keep using, and a different one for every different id.
-
-    A Hub-style id (``org/model``, ``log-mel``: letters and digits joined by single ``.``, ``_`` or ``-``, at
-    most one ``/``) stays readable, ``/`` becoming ``__`` (``org/model`` -> ``org__model``). Anything else (or a
-    readable form holding one of the caller's ``reserved`` strings) keeps its safe characters and gets
-    ``___`` and a hash of the whole id, so ``org__model``, ``org model`` and ``..`` never meet ``org/model``."""
-    text = str(text)
-    if _PLAIN.fullmatch(text) and len(text) <= _SAFE_MAX:
-        readable = text.replace("/", "__")
-        if not _WINDOWS_DEVICES.fullmatch(readable) and not any(r in readable for r in reserved):
-            return readable
-    kept = re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("/", "__")).strip("._-")[:_SAFE_MAX - 16] or "id"
-    return f"{kept}___{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
 @contextlib.contextmanager
