@@ -78,7 +78,7 @@ def test_one_file_name_sanitiser_for_the_package_and_the_space(tmp_path):
     import names
     from xares_hf.paths import safe_component
 
-    assert safe_component is not None and safe_component.__code__.co_filename == names.safe_component.__code__.co_filename
+    assert Path(safe_component.__code__.co_filename).resolve() == Path(names.safe_component.__code__.co_filename).resolve()
     stored = submission.store({**_results(), "encoder": {"id": "org/enc"}}, tmp_path)
     assert stored.name.startswith("org__enc-")  # the Space names uploads as the package names results folders
     odd = submission.store({**_results(), "encoder": {"id": "../x y"}}, tmp_path)
