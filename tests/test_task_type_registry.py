@@ -35,7 +35,8 @@ def test_every_metric_is_a_whole_registration(name):
 
 def test_cards_accept_exactly_the_registered_names():
     assert typing.get_args(TaskType) == tuple(TASK_TYPES) and typing.get_args(Metric) == tuple(scoring.METRICS)
-    assert KNN_METRIC in scoring.METRICS
+    assert [n for n, m in scoring.METRICS.items() if "knn" in m.probes] == [KNN_METRIC]  # one metric reports k-NN
+    assert all("mlp" in m.probes for m in scoring.METRICS.values())
     cards = load_tasks(list(shipped_cards()))
     assert {c.task_type for c in cards} == set(TASK_TYPES)  # the 22 X-ARES tasks use every type
     for card in cards:
@@ -48,3 +49,15 @@ def test_the_space_offers_the_registered_task_types():
 
     known = json.loads((ROOT / "spaces_app" / "known_tasks.json").read_text())
     assert {t["task_type"] for t in known.values()} == set(TASK_TYPES)
+
+
+def test_the_result_cache_hashes_every_registered_evaluator_and_metric_module():
+    from xares_hf.metric_modules import metric_path
+    from xares_hf.pipeline import scoring_sources
+
+    sources = {p.resolve() for p in scoring_sources()}
+    for spec in TASK_TYPES.values():
+        assert (ROOT / "xares_hf" / "evaluators" / f"{spec.evaluator}.py").resolve() in sources
+    for spec in scoring.METRICS.values():
+        assert (Path(metric_path(spec.module)) / f"{spec.module}.py").resolve() in sources
+    assert (ROOT / "xares_hf" / "protocols.py").resolve() in sources and (ROOT / "xares_hf" / "probes" / "knn.py").resolve() in sources

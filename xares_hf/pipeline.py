@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, profiling
+from . import distributed, evaluators, probes, probing, profiling, protocols, scoring, task_types
+from .tasks import labels as labels_module
 from .data import clip_key, shard_files
 from .data.shards import unused_shards
 from .embedding_cache import EmbeddingCache, SplitEmbeddings
@@ -36,13 +37,18 @@ def _result_key(card: TaskCard, entries: dict[str, list[str]], settings: dict, d
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
+def scoring_sources() -> list[Path]:
+    """The source files that turn embeddings into scores, each listed by its owner: the probes, the evaluators, the
+    metric registry with the metric modules it loads, the probing, protocol, task-type and label code."""
+    owners = [Path(m.__file__) for m in (probing, protocols, task_types, labels_module)]
+    return sorted({*probes.SOURCE_FILES, *evaluators.SOURCE_FILES, *scoring.source_files(), *owners})
+
+
 @functools.cache
 def _scoring_code_hash() -> str:
-    """A hash of the source that turns embeddings into scores, so editing a probe never reuses an old result."""
-    root = Path(__file__).parent
+    """A hash of :func:`scoring_sources`, so editing a probe or a metric never reuses an old result."""
     digest = hashlib.sha256()
-    for path in sorted([*root.glob("probes/*.py"), *root.glob("evaluators/*.py"), root / "scoring.py", root / "probing.py",
-                        root / "tasks" / "labels.py", *root.glob("evaluate_modules/*/*.py")]):
+    for path in scoring_sources():
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,11 +26,12 @@ class MetricSpec:
     worst: float = 0.0
     best: float = 1.0
     reads_scores: bool = False
+    probes: tuple[str, ...] = ("mlp",)  # which probes report it: "mlp" (the task's probe), "knn"
 
 
 # the metric registry: adding a metric is one entry here (tests/test_task_type_registry.py walks it)
 METRICS: dict[str, MetricSpec] = {
-    "accuracy": MetricSpec(module="accuracy", key="accuracy", display_name="accuracy"),
+    "accuracy": MetricSpec(module="accuracy", key="accuracy", display_name="accuracy", probes=("mlp", "knn")),
     "mAP": MetricSpec(module="mean_average_precision", key="mean_average_precision", display_name="mAP", reads_scores=True),
     "segmentf1_macro": MetricSpec(module="segment_f1", key="segment_f1", display_name="segment F1 (macro)",
                                   kwargs=(("average", "macro"),)),
@@ -38,6 +40,13 @@ METRICS: dict[str, MetricSpec] = {
     "recallatk_r1": MetricSpec(module="recall_at_k", key="R@1", display_name="R@1", kwargs=(("k", [1]),)),
     "WER_inv": MetricSpec(module="iwer", key="iwer", display_name="inverse WER"),
 }
+
+
+def source_files() -> list[Path]:
+    """The code behind the scores: this module and the evaluate module of every registered metric and of
+    ``xares_score``, as they are loaded (``$XARES_HF_METRICS_DIR`` included)."""
+    names = sorted({spec.module for spec in METRICS.values()} | {"xares_score"})
+    return [Path(__file__), *(Path(metric_path(name)) / f"{name}.py" for name in names)]
 
 
 def metric_spec(name: str) -> MetricSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from ..task_types import task_type
@@ -13,4 +14,6 @@ def evaluator_for(name: str) -> Callable[[Context, Round], RoundOutcome]:
     return task_type(name).evaluate_round()
 
 
-__all__ = ["Context", "Round", "RoundOutcome", "SplitData", "evaluator_for"]
+SOURCE_FILES = sorted(Path(__file__).parent.glob("*.py"))  # what the result cache hashes
+
+__all__ = ["SOURCE_FILES", "Context", "Round", "RoundOutcome", "SplitData", "evaluator_for"]
