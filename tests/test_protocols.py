@@ -14,7 +14,8 @@ from xares_hf.embedding_cache import EmbeddingCache
 from xares_hf.encoders import LogMelEncoder, load_encoder
 from xares_hf.encoding import SplitEncoder
 from xares_hf.probes import knn_predict
-from xares_hf.protocols import BatchSlots, get_protocol, per_dimension_knn_predict
+from xares_hf.probes.knn import per_dimension_knn_predict
+from xares_hf.protocols import BatchSlots, get_protocol
 from xares_hf.run_config import RunConfig
 from xares_hf.tasks import LabelEncoder, load_task
 

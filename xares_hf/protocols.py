@@ -35,7 +35,7 @@ class Protocol:
     first_crop_per_batch: bool
     # k-NN similarity: cosine between embeddings ("cosine"), or xares/trainer.py l. 224: ``normalize(
     # train_features.T, dim=1)``, each feature dimension scaled to unit norm over the training set, then the dot
-    # product with the L2-normalised query ("per-dimension"). The published X-ARES k-NN table was made with it.
+    # product with the L2-normalised query ("per-dimension"). The published X-ARES k-NN table was made with it. Both in probes/knn.py.
     knn: str
     # Retrieval training logits: scale x cosine with the scale clamped at 100, as CLIP ("cosine"), or
     # xares/models/retrival.py l. 17-18: ``temperature.exp() * emb_x @ emb_y.t()`` on the towers' raw outputs,
@@ -69,28 +69,6 @@ def get_protocol(name: str | Protocol | None) -> Protocol:
     if name not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {name!r}")
     return PROTOCOLS[name]
-
-
-def per_dimension_knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int,
-                              k: int = 10, temperature: float = 0.07) -> np.ndarray:
-    """xares 0.1.3's k-NN (xares/trainer.py l. 212-249, class ``KNN``), computed as it does in float32.
-
-    The training matrix is normalised per feature dimension over the training set (``normalize(train.T, dim=1)``),
-    the queries per sample; the k largest dot products vote with softmax(similarity / temperature) weights."""
-    import torch
-
-    train = torch.nn.functional.normalize(torch.as_tensor(np.ascontiguousarray(train_x, np.float32)).T, dim=1, p=2)
-    labels = torch.as_tensor(np.asarray(train_y, np.int64)).view(1, -1)
-    k = min(k, train.shape[1])
-    predictions = []
-    for start in range(0, len(test_x), 1024):
-        query = torch.nn.functional.normalize(torch.as_tensor(np.ascontiguousarray(test_x[start:start + 1024], np.float32)),
-                                              dim=1, p=2)
-        sims, indices = (query @ train).topk(k, largest=True, sorted=True)
-        neighbours = torch.gather(labels.expand(len(query), -1), 1, indices)
-        votes = torch.nn.functional.one_hot(neighbours, num_classes=num_classes) * torch.softmax(sims / temperature, 1)[..., None]
-        predictions.append(votes.sum(1).argmax(1))
-    return torch.cat(predictions).numpy() if predictions else np.zeros(0, np.int64)
 
 
 class BatchSlots:

@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import profiling, scoring
 from ..probes import knn_predict, train_linear_probe
+from ..probes.knn import per_dimension_knn_predict
 from ..probes.layer_mix import mix_with
-from ..protocols import per_dimension_knn_predict
 from ..task_types import KNN_METRIC
 from .base import Context, Round, RoundOutcome
 

@@ -1,4 +1,5 @@
-"""The X-ARES k-NN probe: cosine neighbours, votes weighted by softmax(similarity / temperature)."""
+"""The X-ARES k-NN probe: cosine neighbours, votes weighted by softmax(similarity / temperature); and xares
+0.1.3's per-dimension variant, for its protocol (:mod:`xares_hf.protocols` says which runs)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,25 @@ def knn_predict(
     model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
     model.fit(train_x, train_y)
     return model.predict(test_x)
+
+
+def per_dimension_knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, num_classes: int,
+                              k: int = 10, temperature: float = 0.07) -> np.ndarray:
+    """xares 0.1.3's k-NN (xares/trainer.py l. 212-249, class ``KNN``; protocol "xares-0.1.3"), in float32 as it does.
+
+    The training matrix is normalised per feature dimension over the training set (``normalize(train.T, dim=1)``),
+    the queries per sample; the k largest dot products vote with softmax(similarity / temperature) weights."""
+    import torch
+
+    train = torch.nn.functional.normalize(torch.as_tensor(np.ascontiguousarray(train_x, np.float32)).T, dim=1, p=2)
+    labels = torch.as_tensor(np.asarray(train_y, np.int64)).view(1, -1)
+    k = min(k, train.shape[1])
+    predictions = []
+    for start in range(0, len(test_x), 1024):
+        query = torch.nn.functional.normalize(torch.as_tensor(np.ascontiguousarray(test_x[start:start + 1024], np.float32)),
+                                              dim=1, p=2)
+        sims, indices = (query @ train).topk(k, largest=True, sorted=True)
+        neighbours = torch.gather(labels.expand(len(query), -1), 1, indices)
+        votes = torch.nn.functional.one_hot(neighbours, num_classes=num_classes) * torch.softmax(sims / temperature, 1)[..., None]
+        predictions.append(votes.sum(1).argmax(1))
+    return torch.cat(predictions).numpy() if predictions else np.zeros(0, np.int64)
