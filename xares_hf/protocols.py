@@ -35,7 +35,8 @@ class Protocol:
     first_crop_per_batch: bool
     # k-NN similarity: cosine between embeddings ("cosine"), or xares/trainer.py l. 224: ``normalize(
     # train_features.T, dim=1)``, each feature dimension scaled to unit norm over the training set, then the dot
-    # product with the L2-normalised query ("per-dimension"). The published X-ARES k-NN table was made with it. Both in probes/knn.py.
+    # product with the L2-normalised query ("per-dimension"). The published X-ARES k-NN table was made with it.
+    # Both formulas are in probes/knn.py.
     knn: str
     # Retrieval training logits: scale x cosine with the scale clamped at 100, as CLIP ("cosine"), or
     # xares/models/retrival.py l. 17-18: ``temperature.exp() * emb_x @ emb_y.t()`` on the towers' raw outputs,
