@@ -20,6 +20,7 @@ MLP mean inside xares' min-max over its seeds); the whole comparison goes to ``W
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -116,11 +117,15 @@ def make_venv(venv: Path) -> None:
     subprocess.run([str(venv / "bin" / "pip"), "install", *XARES_PACKAGES], check=True)
 
 
-def run_xares(venv: Path, encoder: Path, env: Path, out: Path, seeds: list[int], tasks: list[str]) -> dict:
+def run_xares(venv: Path, encoder: Path, env: Path, out: Path, seeds: list[int], tasks: list[str],
+              log: Path | None = None) -> dict:
+    """xares 0.1.3 through ``xares_driver.py`` in its venv; its output goes to ``log`` if given."""
     driver = Path(__file__).resolve().parent / "xares_driver.py"
     specs = [XARES_TASKS[t] for t in tasks]
-    subprocess.run([str(venv / "bin" / "python"), str(driver), str(encoder), str(env), str(out),
-                    ",".join(map(str, seeds)), *specs], check=True, cwd=out.parent)
+    with open(log, "w") if log else contextlib.nullcontext() as sink:
+        subprocess.run([str(venv / "bin" / "python"), str(driver), str(encoder), str(env), str(out),
+                        ",".join(map(str, seeds)), *specs], check=True, cwd=out.parent,
+                       stdout=sink, stderr=subprocess.STDOUT if log else None)
     raw = json.loads(out.read_text())
     return {task: raw[XARES_TASKS[task]] for task in tasks}
 
