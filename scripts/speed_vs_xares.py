@@ -58,6 +58,12 @@ def _offline_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 
+def _failed(side: str, log: Path) -> SystemExit:
+    """A side's process exited with an error: the end of its log, and where the whole log is."""
+    tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:] if log.exists() else []
+    return SystemExit("\n".join([f"{side} failed; its whole output is in {log}; the end of it:", *tail]))
+
+
 def clear_xares_outputs(env: Path, tasks: list[str]) -> None:
     """Delete what xares 0.1.3 keeps between runs: ``<task>/embeddings`` (encoded tars and their ready marker)
     and ``<task>/checkpoints`` (MLP checkpoints, ``mlp_score.txt``, ``knn_score.txt``)."""
@@ -71,7 +77,10 @@ def time_xares(venv: Path, encoder: Path, env: Path, work: Path, tasks: list[str
     clear_xares_outputs(env, tasks)
     work.mkdir(parents=True, exist_ok=True)
     load, started = os.getloadavg()[0], time.perf_counter()
-    raw = run_xares(venv, encoder, env, work / "xares.json", [seed], tasks, log=work / "xares.log")
+    try:
+        raw = run_xares(venv, encoder, env, work / "xares.json", [seed], tasks, log=work / "xares.log")
+    except subprocess.CalledProcessError:
+        raise _failed("xares 0.1.3", work / "xares.log") from None
     wall = time.perf_counter() - started
     stages = {}
     for task in tasks:
@@ -90,8 +99,10 @@ def time_xares_hf(encoder: Path, env: Path, work: Path, tasks: list[str], seed: 
     work.mkdir(parents=True, exist_ok=True)
     load, started = os.getloadavg()[0], time.perf_counter()
     with open(work / "xares-hf.log", "w") as log:
-        subprocess.run([python, "-c", HF_CHILD, str(encoder), str(env), str(cache), str(out), str(seed), protocol,
-                        *tasks], check=True, env=_offline_env(), stdout=log, stderr=subprocess.STDOUT)
+        code = subprocess.run([python, "-c", HF_CHILD, str(encoder), str(env), str(cache), str(out), str(seed),
+                               protocol, *tasks], env=_offline_env(), stdout=log, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise _failed("xares-hf", work / "xares-hf.log")
     wall = time.perf_counter() - started
     [results_file] = out.glob("*/results.json")
     by_name = {t["name"]: t for t in json.loads(results_file.read_text())["tasks"]}
