@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 
 from .contract import EncoderContractError
+from .device_inputs import DeviceInputs, supports
+
+# model types whose group-normed front end is verified to batch exactly (tests/test_encoder_fast_path.py); any other
+# runs a clip at a time, since its later layers may let padding in (SEW pools frames, an adapter pads its convs)
+GROUP_NORM_BATCHED_TYPES = ("wav2vec2", "hubert", "wavlm")
 
 
 def _full_precision(module: torch.nn.Module) -> None:
@@ -20,6 +26,47 @@ def _full_precision(module: torch.nn.Module) -> None:
             return forward(x.float(), *args, **kwargs)
 
     module.forward = run
+
+
+def _first_group_norm(model: torch.nn.Module) -> torch.nn.GroupNorm | None:
+    """The GroupNorm after the first conv of a wav2vec2-style front end (``feat_extract_norm="group"``) that can be
+    batched with per-clip statistics: a model type in GROUP_NORM_BATCHED_TYPES, no adapter, convs without padding
+    (so a clip's valid frames see none of the padding). None for any other model."""
+    config = model.config
+    if (
+        getattr(config, "feat_extract_norm", None) != "group"
+        or getattr(config, "model_type", None) not in GROUP_NORM_BATCHED_TYPES
+        or getattr(config, "add_adapter", False)
+    ):
+        return None
+    layers = getattr(getattr(model, "feature_extractor", None), "conv_layers", None)
+    convs = [getattr(layer, "conv", None) for layer in layers or ()]
+    if not convs or not all(isinstance(c, torch.nn.Conv1d) and c.padding == (0,) and c.dilation == (1,) for c in convs):
+        return None
+    norm = getattr(layers[0], "layer_norm", None)
+    return norm if isinstance(norm, torch.nn.GroupNorm) else None
+
+
+@contextlib.contextmanager
+def _per_clip_statistics(norm: torch.nn.GroupNorm, valid: list[int]):
+    """Within it, ``norm`` normalises row i of its input over its first ``valid[i]`` positions only (the first
+    conv's outputs from the clip's own samples), as when the clip is encoded alone; later positions are zero.
+    One native group_norm per clip: the statistics are exactly those of the clip encoded alone."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        out = None
+        for i, n in enumerate(valid):
+            piece = torch.nn.functional.group_norm(x[i : i + 1, :, :n], norm.num_groups, norm.weight, norm.bias, norm.eps)
+            if out is None:
+                out = piece.new_zeros(x.shape)
+            out[i, :, :n] = piece[0]
+        return out
+
+    norm.forward = forward
+    try:
+        yield
+    finally:
+        del norm.forward
 
 
 class TransformersEncoder(torch.nn.Module):
@@ -37,6 +84,20 @@ class TransformersEncoder(torch.nn.Module):
     Whisper pads every input to 30 s, as its feature extractor and X-ARES do; ``pad_whisper=False``
     runs the encoder on the clip's own length instead (positional embeddings cut to fit), which is
     many times faster on short clips but gives embeddings that differ from the padded ones.
+
+    Two ways to keep a GPU fed, chosen in one place (:meth:`fast_paths`); each is on by default when the model
+    is off the CPU and off on the CPU (where the golden scores were made), and either attribute overrides that:
+
+    - ``device_features``: the feature extractor's arithmetic (padding, wav2vec2's per-clip normalisation,
+      Whisper's log-mel) runs on the model's device (:mod:`.device_inputs`) instead of in numpy; other
+      extractors are used as they are. The inputs equal the extractor's to float32 rounding.
+    - ``batch_group_norm``: a group-normed conv front end (wav2vec2-base, HuBERT-base, WavLM-base; see
+      GROUP_NORM_BATCHED_TYPES) takes clips of different lengths in one batch instead of one at a time: its
+      first GroupNorm takes each clip's statistics over that clip's frames only, and the attention mask makes the
+      encoder zero the padded frames and leave them out of attention, so each clip's frames are those of the clip
+      encoded alone (float rounding apart). Clips shorter than one frame's receptive field are refused, as alone.
+
+    Neither changes the embeddings beyond float rounding, so neither is part of ``identity``.
     """
 
     def __init__(
@@ -46,6 +107,8 @@ class TransformersEncoder(torch.nn.Module):
         layer: int | str | None = None,
         identity: dict | None = None,
         pad_whisper: bool = True,
+        device_features: bool | None = None,
+        batch_group_norm: bool | None = None,
     ) -> None:
         super().__init__()
         if getattr(model.config, "is_encoder_decoder", False) and hasattr(model, "get_encoder"):
@@ -53,6 +116,15 @@ class TransformersEncoder(torch.nn.Module):
         self.model = model.eval()
         self.feature_extractor = feature_extractor
         self.layer = layer
+        self._device_inputs = DeviceInputs(feature_extractor) if supports(feature_extractor) else None
+        if device_features and self._device_inputs is None:
+            raise ValueError(
+                f"device_features=True: {type(feature_extractor).__name__} cannot be computed on the device (only "
+                "Wav2Vec2FeatureExtractor of mono audio and WhisperFeatureExtractor without dither can)"
+            )
+        self.device_features = device_features
+        self._group_norm = _first_group_norm(self.model)
+        self.batch_group_norm = batch_group_norm
         config = model.config
         self.sampling_rate = int(feature_extractor.sampling_rate)
         dim = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
@@ -63,12 +135,12 @@ class TransformersEncoder(torch.nn.Module):
         self.layer_dim = int(dim)
         self.is_whisper_like = hasattr(feature_extractor, "n_samples") and hasattr(feature_extractor, "hop_length")
         self.max_samples = int(feature_extractor.n_samples) if self.is_whisper_like else None
-        # group-normed conv front ends (wav2vec2-base style) see padding even with a mask: encode apart
         self.pad_whisper = pad_whisper
         self.shape_multiple: int | None = None  # see _shape_multiple
         for module in self.model.modules():
             if isinstance(module, torch.nn.Conv1d) and module.groups > 1:
                 _full_precision(module)
+        # a group-normed conv front end sees padding even with a mask: encoded apart, unless batch_group_norm
         self.uses_mask = bool(getattr(feature_extractor, "return_attention_mask", False)) and (
             getattr(config, "feat_extract_norm", "layer") != "group"
         )
@@ -117,6 +189,50 @@ class TransformersEncoder(torch.nn.Module):
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def fast_paths(self) -> tuple[bool, bool]:
+        """(device features, batched group norm) as they apply now: each attribute where set, else whether the
+        model is off the CPU; and only where possible (a supported extractor, a group-normed front end)."""
+        off_cpu = self._device().type != "cpu"
+        features = off_cpu if self.device_features is None else self.device_features
+        batched = off_cpu if self.batch_group_norm is None else self.batch_group_norm
+        return bool(features) and self._device_inputs is not None, bool(batched) and self._group_norm is not None
+
+    def _inputs(self, waves: list[np.ndarray], mask: bool, on_device: bool) -> dict:
+        """Model inputs for ``waves``: padded to the longest (Whisper: to 30 s unless ``pad_whisper=False``), with
+        an attention mask if ``mask``; made on the model's device if ``on_device``, else by the extractor."""
+        multiple = self._shape_multiple() if mask and not self.is_whisper_like else None
+        if on_device:
+            return self._device_inputs(
+                list(waves), self._device(), attention_mask=mask, pad_to_multiple_of=multiple, pad_to_max=self.pad_whisper
+            )
+        kwargs = dict(sampling_rate=self.sampling_rate, return_tensors="pt")
+        if self.is_whisper_like and not self.pad_whisper:
+            kwargs["padding"] = "longest"
+        elif not self.is_whisper_like:
+            kwargs.update(padding=True, return_attention_mask=mask)
+            if multiple is not None:
+                kwargs["pad_to_multiple_of"] = multiple
+        inputs = dict(self._extract(list(waves), **kwargs))
+        if self.is_whisper_like:
+            inputs.pop("attention_mask", None)
+        return inputs
+
+    def _first_conv_frames(self, lengths: list[int]) -> list[int]:
+        """Each clip's valid output positions of the first conv, floor((n - kernel) / stride) + 1, after checking
+        that every clip gives at least one frame (a batched model would not refuse a shorter one, but fill it)."""
+        frames = self.model._get_feat_extract_output_lengths(torch.tensor(lengths)).tolist()
+        short = [i for i, f in enumerate(frames) if f < 1]
+        if short:
+            field = 1
+            for kernel, stride in zip(reversed(self.model.config.conv_kernel), reversed(self.model.config.conv_stride)):
+                field = (field - 1) * stride + kernel
+            raise ValueError(
+                f"clip {short[0]} has {lengths[short[0]]} samples, fewer than the {field} that "
+                f"{type(self.model).__name__} needs for one frame ({len(short)} such clip(s) in this batch)"
+            )
+        conv = self.model.feature_extractor.conv_layers[0].conv
+        return [(n - conv.kernel_size[0]) // conv.stride[0] + 1 for n in lengths]
+
     def _hidden(self, inputs: dict) -> torch.Tensor:
         inputs = {k: v.to(self._device()) for k, v in inputs.items()}
         if self.layer is None:
@@ -138,9 +254,7 @@ class TransformersEncoder(torch.nn.Module):
     def _whisper_unpadded(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
         """Whisper's encoder on the clips' own length (all the same length here): no 30 s padding."""
         enc = self.model
-        features = self._extract(
-            list(waves), sampling_rate=self.sampling_rate, return_tensors="pt", padding="longest"
-        )["input_features"].to(self._device())
+        features = self._inputs(waves, mask=False, on_device=self.fast_paths()[0])["input_features"].to(self._device())
         x = torch.nn.functional.gelu(enc.conv1(features))
         x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
         states = [x + enc.embed_positions.weight[: x.shape[1]]]
@@ -158,20 +272,20 @@ class TransformersEncoder(torch.nn.Module):
     def _frames(self, waves: list[np.ndarray]) -> list[torch.Tensor]:
         """Encode clips that fit the model in one pass each batch."""
         lengths = [w.shape[0] for w in waves]
-        exact_only = not self.uses_mask and not (self.is_whisper_like and self.pad_whisper)
+        on_device, batch_group_norm = self.fast_paths()
+        per_clip_norm = batch_group_norm and len(set(lengths)) > 1
+        mask = self.uses_mask or per_clip_norm
+        exact_only = not mask and not (self.is_whisper_like and self.pad_whisper)
         if exact_only and len(set(lengths)) > 1:
             return [f for w in waves for f in self._frames([w])]
         if self.is_whisper_like and not self.pad_whisper:
             return self._whisper_unpadded(waves)
-        kwargs = dict(sampling_rate=self.sampling_rate, return_tensors="pt")
-        if not self.is_whisper_like:
-            kwargs.update(padding=True, return_attention_mask=self.uses_mask)
-            if self.uses_mask:
-                kwargs["pad_to_multiple_of"] = self._shape_multiple()
-        inputs = dict(self._extract(list(waves), **kwargs))
-        if self.is_whisper_like:
-            inputs.pop("attention_mask", None)
-        hidden = self._hidden(inputs)
+        inputs = self._inputs(waves, mask, on_device)
+        if per_clip_norm:
+            with _per_clip_statistics(self._group_norm, self._first_conv_frames(lengths)):
+                hidden = self._hidden(inputs)
+        else:
+            hidden = self._hidden(inputs)
         valid = self._valid_frames(lengths, hidden.shape[1])
         return [hidden[i, :n] for i, n in enumerate(valid)]
 
