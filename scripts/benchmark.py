@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py [--encoder log-mel] [--size tiny|mini] [--tasks ...] [--scale K] [--json out.json]
     python scripts/benchmark.py --paper-scale F [F ...] ...   (X-ARES tasks at F times their size: paper_scale.py)
+    python scripts/benchmark.py --stages [--clips N] ...        (each stage of the encoding data path: stage_costs.py)
 
 Builds (once) the xares-mini suite of the given size; with ``--scale K`` a copy whose splits hold every
 shard K times (as links), to show how cost grows with data. Runs ``xares_hf.evaluate`` with an empty
@@ -76,6 +77,12 @@ def main() -> None:
         from paper_scale import main as paper_scale
 
         paper_scale(sys.argv[1:])
+        return
+    if "--stages" in sys.argv[1:]:  # scripts/stage_costs.py
+        sys.path.insert(0, str(Path(__file__).parent))
+        from stage_costs import main as stage_costs
+
+        stage_costs([a for a in sys.argv[1:] if a != "--stages"])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="log-mel")
