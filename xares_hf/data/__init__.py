@@ -1,8 +1,9 @@
 """Reading and writing task data: WebDataset shards streamed through HF datasets."""
 
 from .acquire import ensure_task_data
-from .audio_dataset import AudioSample, LeftOut, SkippedSample, clip_key, crop_key, crops, iter_audio
-from .prefetch import prefetch_audio
+from .audio_dataset import AudioSample, LeftOut, SkippedSample, clip_key, crop_key, iter_audio
+from .decoding import DecoderUnavailable, crops
+from .prefetch import decode_workers, prefetch_audio
 from .shards import DataError, is_hub_layout, shard_files, task_folder
 from .writer import encode_audio, write_shards
 from .zenodo import DownloadError, fetch_record
@@ -10,6 +11,7 @@ from .zenodo import DownloadError, fetch_record
 __all__ = [
     "AudioSample",
     "DataError",
+    "DecoderUnavailable",
     "DownloadError",
     "LeftOut",
     "SkippedSample",
@@ -21,6 +23,7 @@ __all__ = [
     "fetch_record",
     "is_hub_layout",
     "iter_audio",
+    "decode_workers",
     "prefetch_audio",
     "shard_files",
     "task_folder",

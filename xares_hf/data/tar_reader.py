@@ -89,7 +89,7 @@ def _sample_row(url: str, key: str, members: list[tuple[str, str, str, bytes | N
     return {
         "__key__": key,
         "__url__": url,
-        "audio": {"bytes": audio[0][1], "path": None} if audio and audio[0][1] is not None else None,
+        "audio": audio[0][1] if audio else None,
         "audio_member": audio[0][0] if audio else None,
         "json": metadata[0][1] if metadata else None,
         "problem": problems[0] if problems else None,
