@@ -306,13 +306,13 @@ def test_positions_count_bad_samples_and_strides_split_them(tmp_path):
 
 def test_background_decoding_skips_and_names_bad_samples(tmp_path):
     shard = _around(tmp_path / "s.tar", [("k1.flac", b"not audio at all"), ("k1.json", b"{")])
-    ahead = list(prefetch_audio([shard], SR, "toy", "train", background=True, on_bad_sample="skip"))
+    ahead = list(prefetch_audio([shard], SR, "toy", "train", workers=2, on_bad_sample="skip"))
     assert [(type(s).__name__, s.key, s.position) for s in ahead] == [
         ("AudioSample", "k0", 0), ("SkippedSample", "k1", 1), ("AudioSample", "k2", 2),
     ]
     assert ahead[1].reason == "metadata 'k1.json' is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
     with pytest.raises(DataError) as err:
-        list(prefetch_audio([shard], SR, "toy", "train", background=True))
+        list(prefetch_audio([shard], SR, "toy", "train", workers=2))
     assert str(err.value) == f"task 'toy', split 'train', file {shard}, sample 'k1': {ahead[1].reason}"
 
 

@@ -89,7 +89,7 @@ def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_samp
     waves = [(f"k{i}", tone(200.0 + 50 * i, 0.1 + 0.05 * i), 16_000, {"label": "low"}) for i in range(12)]
     files = write_shards(waves, tmp_path / "train-%03d.tar", max_count=5)
     here = list(iter_audio(files, 16_000, "toy", "train"))
-    ahead = list(prefetch_audio(files, 16_000, "toy", "train", background=True, ahead=4))
+    ahead = list(prefetch_audio(files, 16_000, "toy", "train", workers=2, ahead=4))
     assert [s.key for s in ahead] == [s.key for s in here] == [f"k{i}" for i in range(12)]
     assert all(np.array_equal(a.audio, b.audio) and a.position == b.position for a, b in zip(ahead, here))
     bad = tmp_path / "bad-000.tar"
@@ -99,5 +99,5 @@ def test_background_decoding_yields_the_same_samples_in_order_and_names_bad_samp
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(DataError, match=r"^task 'toy', split 'train', file .*bad-000\.tar, sample 'k0': cannot decode audio 'k0\.flac': .*Invalid data") as err:
-        list(prefetch_audio([str(bad)], 16_000, "toy", "train", background=True))
+        list(prefetch_audio([str(bad)], 16_000, "toy", "train", workers=2))
     assert "Traceback" not in str(err.value)  # the worker's traceback is not part of the message

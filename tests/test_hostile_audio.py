@@ -319,6 +319,6 @@ def test_two_json_members_of_one_sample_are_a_bad_sample(tmp_path):
 
 def test_background_decoding_passes_left_out_members_on(tmp_path):
     shard = _with_strays(tmp_path / "s.tar")
-    out = list(prefetch_audio([shard], SR, "toy", "train", background=True))
+    out = list(prefetch_audio([shard], SR, "toy", "train", workers=2))
     assert sorted((s.key, s.reason) for s in out if isinstance(s, LeftOut)) == sorted(STRAYS)
     assert [s.key for s in out if isinstance(s, AudioSample)] == ["clips/k0", "clips/k1"]

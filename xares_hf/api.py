@@ -65,6 +65,7 @@ def evaluate(
     trust_remote_code: bool = False,
     seeds: int = 1,
     protocol: str = DEFAULT_PROTOCOL,
+    decode_workers: int | None = None,
 ) -> Results:
     """Evaluate an audio encoder on benchmark tasks and return its :class:`Results`.
 
@@ -103,6 +104,8 @@ def evaluate(
             per-dimension k-NN, padded batches pooled with their padding, one crop per clip per batch, raw
             retrieval logits; :mod:`xares_hf.protocols`). Results, cache entries and the results folder are
             keyed by it; numbers of different protocols are different measurements.
+        decode_workers: processes that read and decode audio ahead of the encoder (0: in this process). Default:
+            none when the encoder runs on the CPU, else this process's share of the cores less one, at most 8.
 
     A killed run started again reuses every finished shard's embeddings and every finished task's scores.
     """
@@ -110,7 +113,8 @@ def evaluate(
         raise ValueError(f"layer must be a hidden-state index, 'all' or 'weighted', got {layer!r}")
     layer_mode = layer if isinstance(layer, str) else None
     config = RunConfig(protocol=protocol, mixed_precision=mixed_precision, on_bad_sample=on_bad_sample, seed=seed,
-                       seeds=seeds, knn=knn, layer_mode=layer_mode)  # checked here, before any data is fetched
+                       seeds=seeds, knn=knn, layer_mode=layer_mode,
+                       decode_workers=decode_workers)  # checked here, before any data is fetched
     cards, data_root = _resolve_tasks(tasks, data_dir)
     cards = [_with_asr_choice(card, asr_head, asr_decoder) for card in cards]
     files = {}

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="a corrupt sample or bad label stops the run (default) or is skipped and reported in the results")
     ev.add_argument("--trust-remote-code", action="store_true",
                     help="allow a Hub model's own Python code to run (review it first); off by default")
+    ev.add_argument("--decode-workers", type=int, metavar="N",
+                    help="processes decoding audio ahead of the encoder (0: none; default: none on CPU, else cores - 1, at most 8)")
     ev.add_argument("--protocol", choices=sorted(api.PROTOCOLS), default=api.DEFAULT_PROTOCOL,
                     help="xares-hf (default: cosine k-NN, padding trimmed, every crop kept) or xares-0.1.3 "
                     "(reproduces xares 0.1.3's computations; its numbers are a different measurement)")
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 trust_remote_code=args.trust_remote_code,
                 seeds=args.seeds,
                 protocol=args.protocol,
+                decode_workers=args.decode_workers,
             )
             from . import distributed
 

@@ -8,6 +8,8 @@ through the encoder in batches, as the run's protocol forms them.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling
-from .data import DataError, LeftOut, SkippedSample, prefetch_audio
+from .data import DataError, LeftOut, SkippedSample, decode_workers, prefetch_audio
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .task_types import task_type
@@ -54,6 +56,7 @@ def encode_clips(
     index = {f: i for i, f in enumerate(all_files or files)}
     pooled, keys, urls, metas, durations, order, skipped, left_out = [], [], [], [], [], [], [], []
     spool = FrameSpool(spool_dir) if keep_frames else None
+    outputs = _Outputs(pooled, spool)
     pending: list[tuple[int, np.ndarray]] = []  # (slot in the outputs, audio) not yet encoded
     pending_bytes = 0
     size = card.probe.batch_size_encode
@@ -76,11 +79,7 @@ def encode_clips(
             with profiling.phase("encoder forward"), distributed.autocast(device, mixed_precision):
                 encoded = encode_batch(encoder, waves, context=context, strict_frames=kind.strict_frames)
             profiling.note_peak("rss_while_encoding_mb", profiling.rss_mb())
-            for (slot, _), clip_frames in zip(chunk, encoded):
-                clip_frames = clip_frames.astype(np.float32, copy=False)
-                pooled[slot] = clip_frames.mean(axis=0)
-                if spool is not None:
-                    spool.add(slot, clip_frames)
+            outputs.put([slot for slot, _ in chunk], encoded)
         pending.clear()
         nonlocal pending_bytes
         pending_bytes = 0
@@ -97,57 +96,90 @@ def encode_clips(
         pending_bytes += sample.audio.nbytes
         pooled.append(None)
 
-    # decoding ahead in a worker pays off when the encoder leaves the CPU idle; on a CPU-only machine the two
-    # compete for the same cores and it measured slower (BENCHMARKS.md)
+    workers = config.decode_workers if config.decode_workers is not None else decode_workers(device.type)
     decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
-                             background=device.type != "cpu", on_bad_sample=on_bad_sample,
+                             workers=workers, ahead=max(2 * size, 16 * workers), on_bad_sample=on_bad_sample,
                              max_duration=card.data.max_duration, resampler=protocol.resampler)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
-    last, crop, checked, bad_label = None, 0, None, False
-    for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
-        if isinstance(sample, LeftOut):
-            left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason})
-            continue
-        if isinstance(sample, SkippedSample):
-            skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason,
-                            "position": sample.position})
-            continue
-        duration = sample.audio.shape[0] / sampling_rate
-        if (sample.url, sample.position) != checked:  # a clip's crops share its label: checked, and skipped, once
-            checked, bad_label = (sample.url, sample.position), False
-            try:
-                labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
-            except LabelError as err:
-                if on_bad_sample == "error":
-                    raise
-                bad_label = True
-                skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": str(err),
+    try:
+        last, crop, checked, bad_label = None, 0, None, False
+        for sample in tqdm(samples, desc=f"encode {card.name}/{split}", unit="clip", leave=False, disable=not distributed.is_main()):
+            if isinstance(sample, LeftOut):
+                left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason})
+                continue
+            if isinstance(sample, SkippedSample):
+                skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": sample.reason,
                                 "position": sample.position})
-        if bad_label:
-            continue
-        crop = crop + 1 if (sample.url, sample.position) == last else 0
-        last = (sample.url, sample.position)
-        if protocol.padded_batches:  # batches of ``size`` consecutive places, as xares 0.1.3 forms them
-            kept = slots.keeps(last) or not protocol.first_crop_per_batch
-            if not kept:
-                left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason":
-                                 f"protocol {protocol.name}: an earlier crop of this clip is in the same encoding batch; "
-                                 "xares 0.1.3 gives both one key and keeps only the first"})
-            else:
-                add(sample, crop, duration)
-            if slots.batch_full():
+                continue
+            duration = sample.audio.shape[0] / sampling_rate
+            if (sample.url, sample.position) != checked:  # a clip's crops share its label: checked, and skipped, once
+                checked, bad_label = (sample.url, sample.position), False
+                try:
+                    labels.encode(sample.meta, f"split '{split}', {sample.where}", duration=duration)
+                except LabelError as err:
+                    if on_bad_sample == "error":
+                        raise
+                    bad_label = True
+                    skipped.append({"split": split, "file": sample.url, "key": sample.key, "reason": str(err),
+                                    "position": sample.position})
+            if bad_label:
+                continue
+            crop = crop + 1 if (sample.url, sample.position) == last else 0
+            last = (sample.url, sample.position)
+            if protocol.padded_batches:  # batches of ``size`` consecutive places, as xares 0.1.3 forms them
+                kept = slots.keeps(last) or not protocol.first_crop_per_batch
+                if not kept:
+                    left_out.append({"split": split, "file": sample.url, "key": sample.key, "reason":
+                                     f"protocol {protocol.name}: an earlier crop of this clip is in the same encoding batch; "
+                                     "xares 0.1.3 gives both one key and keeps only the first"})
+                else:
+                    add(sample, crop, duration)
+                if slots.batch_full():
+                    flush()
+                continue
+            add(sample, crop, duration)
+            if len(pending) == SORT_WINDOW_BATCHES * size or pending_bytes >= SORT_WINDOW_BYTES:
                 flush()
-            continue
-        add(sample, crop, duration)
-        if len(pending) == SORT_WINDOW_BATCHES * size or pending_bytes >= SORT_WINDOW_BYTES:
-            flush()
-    flush()
+        flush()
+        outputs.finish()
+    finally:
+        outputs.close()
     dim = int(encoder.output_dim)
     embeddings = SplitEmbeddings(
         Rows.from_array(np.stack(pooled) if pooled else np.zeros((0, dim), np.float32)),
         keys, urls, metas, np.asarray(durations), spool.frames(len(pooled), dim) if spool else None, skipped, left_out,
     )
     return embeddings, order
+
+
+class _Outputs:
+    """Each encoded batch pooled (and its frames spooled) in a thread while the encoder runs the next one: the
+    batches are kept in order, at most two waiting, so the device does not wait for the host's copies and writes."""
+
+    def __init__(self, pooled: list, spool: FrameSpool | None) -> None:
+        self.pooled, self.spool = pooled, spool
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="xares-hf outputs")
+        self.waiting: deque[Future] = deque()
+
+    def put(self, slots: list[int], encoded: list[np.ndarray]) -> None:
+        while len(self.waiting) >= 2:
+            self.waiting.popleft().result()
+        self.waiting.append(self.thread.submit(self._keep, slots, encoded))
+
+    def _keep(self, slots: list[int], encoded: list[np.ndarray]) -> None:
+        for slot, frames in zip(slots, encoded):
+            frames = frames.astype(np.float32, copy=False)
+            self.pooled[slot] = frames.mean(axis=0)
+            if self.spool is not None:
+                self.spool.add(slot, frames)
+
+    def finish(self) -> None:
+        """Wait for every batch (an error of one, e.g. a full disk, is raised here)."""
+        while self.waiting:
+            self.waiting.popleft().result()
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=True, cancel_futures=True)
 
 
 def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], config: RunConfig) -> list[str]:

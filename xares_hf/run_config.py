@@ -1,5 +1,5 @@
 """What one evaluation run fixes for every task, checked once: protocol, precision, bad-sample policy, seeds,
-layer mode, k-NN, device. The API builds it; encoding and probing read it instead of long parameter lists."""
+layer mode, k-NN, device, decode workers. The API builds it; encoding and probing read it instead of long parameter lists."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class RunConfig:
     knn: bool = True
     layer_mode: str | None = None  # "all" (a layer sweep), "weighted" (a learnt mix) or None (one layer)
     device: str = "cpu"
+    decode_workers: int | None = None  # processes decoding ahead of the encoder; None: data.decode_workers(device)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protocol", get_protocol(self.protocol))  # a name is accepted too
@@ -35,6 +36,9 @@ class RunConfig:
             raise ValueError(f"layer mode must be one of {LAYER_MODES} or None, got {self.layer_mode!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be 'bf16', 'fp16', 'no' or None, got {self.mixed_precision!r}")
+        if self.decode_workers is not None and (not isinstance(self.decode_workers, int) or isinstance(self.decode_workers, bool)
+                                                or self.decode_workers < 0):
+            raise ValueError(f"decode_workers must be a non-negative integer or None, got {self.decode_workers!r}")
         if self.mixed_precision == "no":
             object.__setattr__(self, "mixed_precision", None)
 
