@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from transformers.audio_utils import mel_filter_bank
 
 
 class LogMelEncoder(torch.nn.Module):
@@ -16,6 +15,8 @@ class LogMelEncoder(torch.nn.Module):
         self.hop_size_in_ms = hop_ms
         self.n_fft = int(round(sampling_rate * win_ms / 1000))
         self.hop = int(round(sampling_rate * hop_ms / 1000))
+        from transformers.audio_utils import mel_filter_bank  # transformers takes 0.5 s to import
+
         mel = mel_filter_bank(
             num_frequency_bins=self.n_fft // 2 + 1,
             num_mel_filters=n_mels,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import KNeighborsClassifier
 
 
 def knn_predict(
@@ -19,6 +18,8 @@ def knn_predict(
 
     def weights(distances: np.ndarray) -> np.ndarray:
         return np.exp((1.0 - distances) / temperature)
+
+    from sklearn.neighbors import KNeighborsClassifier  # 1.2 s to import: only when k-NN runs
 
     model = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
     model.fit(train_x, train_y)
