@@ -36,7 +36,9 @@ def supports(extractor: object) -> bool:
     return _kind(extractor) is not None
 
 
-def padded_batch(waves: list[np.ndarray], length: int, device: torch.device, padding_value: float = 0.0) -> torch.Tensor:
+def padded_batch(
+    waves: list[np.ndarray], length: int, device: torch.device, padding_value: float = 0.0
+) -> torch.Tensor:
     """(len(waves), length) float32 on ``device``: each clip, cut to ``length``, then ``padding_value``. Filled in
     pinned host memory when the device is CUDA, so the copy is asynchronous."""
     host = torch.empty((len(waves), length), dtype=torch.float32, pin_memory=device.type == "cuda")
@@ -92,7 +94,11 @@ def wav2vec2_inputs(
 
 
 def whisper_inputs(
-    extractor, waves: list[np.ndarray], device: torch.device, pad_to_max: bool = True, mel_filters: torch.Tensor | None = None
+    extractor,
+    waves: list[np.ndarray],
+    device: torch.device,
+    pad_to_max: bool = True,
+    mel_filters: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Whisper's log-mel features as ``extractor(waves)`` makes them (``WhisperFeatureExtractor.
     _torch_extract_fbank_features``), on ``device``: clips cut to ``n_samples`` and padded to it (``pad_to_max``) or

@@ -56,7 +56,8 @@ def _per_clip_statistics(norm: torch.nn.GroupNorm, valid: list[int]):
     def forward(x: torch.Tensor) -> torch.Tensor:
         out = None
         for i, n in enumerate(valid):
-            piece = torch.nn.functional.group_norm(x[i : i + 1, :, :n], norm.num_groups, norm.weight, norm.bias, norm.eps)
+            clip = x[i : i + 1, :, :n]
+            piece = torch.nn.functional.group_norm(clip, norm.num_groups, norm.weight, norm.bias, norm.eps)
             if out is None:
                 out = piece.new_zeros(x.shape)
             out[i, :, :n] = piece[0]
@@ -203,7 +204,7 @@ class TransformersEncoder(torch.nn.Module):
         multiple = self._shape_multiple() if mask and not self.is_whisper_like else None
         if on_device:
             return self._device_inputs(
-                list(waves), self._device(), attention_mask=mask, pad_to_multiple_of=multiple, pad_to_max=self.pad_whisper
+                list(waves), self._device(), mask, pad_to_multiple_of=multiple, pad_to_max=self.pad_whisper
             )
         kwargs = dict(sampling_rate=self.sampling_rate, return_tensors="pt")
         if self.is_whisper_like and not self.pad_whisper:
