@@ -2,7 +2,7 @@
 
     python scripts/benchmark.py --stages [--clips 600] [--seconds 1 1] [--native-rate 16000] [--rate R]
         [--format flac|wav] [--encoder log-mel|<transformers folder>|random-wav2vec2] [--device cpu]
-        [--repeats 3] [--decode-workers N] [--work DIR] [--json out.json]     (or python scripts/stage_costs.py ...)
+        [--repeats 3] [--threads T] [--decode-workers N] [--work DIR] [--json out.json]   (or scripts/stage_costs.py)
 
 Writes a synthetic clip task with ``write_shards`` and times, with the library's own code and in the batches
 ``encoding.encode_clips`` forms: read (tar rows through ``stream_split``, HF ``datasets`` included), decode (at the
@@ -401,7 +401,8 @@ def measure(args: argparse.Namespace) -> dict:
     floor = best["forward"] + decode_s
     return {
         "command": "python scripts/benchmark.py --stages " + " ".join(args.argv),
-        "machine": f"{os.uname().machine}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}",
+        "machine": f"{os.uname().machine}, {os.cpu_count()} cores, torch {torch.__version__} on {torch.get_num_threads()} "
+                   f"threads, device {args.device}",
         "encoder": args.encoder, "encoder_rate": rate, "resample_to": target, "native_rate": args.native_rate,
         "format": args.format, "clips": clips, "audio_s": sum(c.shape[0] for s in native for c in s) / args.native_rate,
         "seconds": args.seconds, "repeats": args.repeats, "stages_s": seconds, "sum_of_stages_s": total,
@@ -452,6 +453,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each stage and of evaluate; the fastest counts")
     parser.add_argument("--decode-workers", type=int, help="passed to evaluate where it takes decode_workers")
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (1: robust to other work on a shared machine)")
     parser.add_argument("--work", help="folder for the shards, models and caches (default: a new temporary one)")
     parser.add_argument("--json", help="write the report here")
     args = parser.parse_args(argv)
@@ -466,6 +468,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     for name in ("HF_HUB_OFFLINE", "HF_EVALUATE_OFFLINE"):
         os.environ.setdefault(name, "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     report = measure(args)
     print_report(report)
     if args.json:
