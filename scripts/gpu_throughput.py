@@ -151,6 +151,7 @@ def run_one(family: str, precision: str, folder: Path, batches: list[list[np.nda
 
 
 def _parameters(folder: Path) -> int:
+    """Parameters in the saved model's safetensors files (Whisper's: its tiny decoder too)."""
     from safetensors import safe_open
 
     total = 0
@@ -161,6 +162,7 @@ def _parameters(folder: Path) -> int:
 
 
 def print_row(row: dict) -> None:
+    """One run's figures on one line, flushed at once so that a run cut short still shows them."""
     raw, first, e2e = row["raw_forward"], row["encode_batch_first_pass"], row["end_to_end"]
     print(f"{row['family']} ({row['parameters_m']} M) {row['precision']}: raw forward {raw['clips_per_s']} clips/s "
           f"({raw['audio_s_per_s']} s of audio/s, {raw['seconds']} s, {row['model_calls']} calls) | first encode_batch "
@@ -181,6 +183,7 @@ def compare_precisions(runs: list[dict]) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_throughput.json")
     parser.add_argument("--device", default="cuda")

@@ -377,14 +377,17 @@ def measure(args: argparse.Namespace) -> dict:
         resample_s = to_target_s - decode_s
     waves = at_target if target == rate else decode_stage(card, shards, rate)[1]
     plan = [(s, batch) for s, clips in enumerate(waves) for batch in encoding_batches(clips, card.probe.batch_size_encode)]
-    runs = [encoder_timings(encoder, [[waves[s][i] for i in batch] for s, batch in plan]) for _ in range(args.repeats)]
-    best = {k: None if v is None else min(r[0][k] for r in runs) for k, v in runs[0][0].items()}
+    timings = []
+    for _ in range(args.repeats):  # the outputs of the last run only are kept
+        times, checked = encoder_timings(encoder, [[waves[s][i] for i in batch] for s, batch in plan])
+        timings.append(times)
+    best = {k: None if v is None else min(t[k] for t in timings) for k, v in timings[0].items()}
     frames: list[list[Any]] = [[None] * len(clips) for clips in waves]
-    for (s, batch), outputs in zip(plan, runs[-1][1]):
+    for (s, batch), outputs in zip(plan, checked):
         for i, clip_frames in zip(batch, outputs):
             frames[s][i] = clip_frames
     cache_s = fastest(args.repeats, lambda: (cache_write_stage(shards, frames, waves, rate, work / "stage-cache"), None))[0]
-    del encoder, frames, runs  # the end-to-end run loads its own
+    del encoder, checked  # the end-to-end run loads its own
     e2e = min((end_to_end(model, card_path, data, work / f"cache-{time.time_ns()}", args.device,
                           decode_workers=args.decode_workers) for _ in range(args.repeats)), key=lambda e: e["encode_s"])
     clips = sum(len(c) for c in waves)
