@@ -1,7 +1,7 @@
 """Band-limited (windowed-sinc) resampling with torchaudio's default settings, written in torch.
 
 xares 0.1.3 resamples with ``torchaudio.functional.resample`` (xares/audiowebdataset.py l. 113-116), which
-cannot be installed beside torch 2.13; protocol ``"xares-0.1.3"`` uses this instead. The algorithm: the output
+cannot be installed beside torch 2.13; both protocols resample with this instead. The algorithm: the output
 sample ``j`` (at ``new`` Hz) is
 
     y[j] = sum_i x[i] * (b / orig) * sinc(b * (i / orig - j / new)) * cos(pi * t / (2 w)) ** 2,   |t| <= w
@@ -13,6 +13,7 @@ output samples. It is computed as one strided convolution with ``new`` filters, 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -22,8 +23,10 @@ LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
 
 
+@functools.lru_cache(maxsize=16)
 def _kernel(orig: int, new: int) -> tuple[torch.Tensor, int]:
-    """The ``new`` phase filters (new, 1, taps) and the zero padding each side needs."""
+    """The ``new`` phase filters (new, 1, taps) and the zero padding each side needs; made once per pair of rates
+    (2.9 ms for 44.1 -> 16 kHz: as long as resampling the 5 s clip itself)."""
     base = min(orig, new) * ROLLOFF
     width = math.ceil(LOWPASS_FILTER_WIDTH * orig / base)
     taps = torch.arange(-width, width + orig, dtype=torch.float32)[None, None] / orig
