@@ -264,9 +264,11 @@ def read_stage(card: TaskCard, files: dict[str, list[str]]) -> tuple[float, list
 
 
 def row_decoder(card: TaskCard, rate: int) -> Callable[[dict], list[np.ndarray]]:
-    """The library's decoding of one row at ``rate`` (the default protocol's resampler): ``decode_row`` with
-    ``DecodeSettings`` where the data path has them, else ``_decode_row``; a bad clip raises."""
-    resampler, crop, longest = get_protocol(None).resampler, card.data.crop_length, card.data.max_duration
+    """The library's decoding of one row at ``rate`` (the run's resampler: the default protocol's on older checkouts,
+    the data layer's default since both protocols resample alike): ``decode_row`` with ``DecodeSettings`` where
+    the data path has them, else ``_decode_row``; a bad clip raises."""
+    resampler = getattr(get_protocol(None), "resampler", None) or audio_dataset.DEFAULT_RESAMPLER
+    crop, longest = card.data.crop_length, card.data.max_duration
     if not hasattr(audio_dataset, "DecodeSettings"):
         return lambda row: list(audio_dataset._decode_row(row, rate, crop, longest, resampler)[1])
     settings = audio_dataset.DecodeSettings(rate, crop, longest, resampler)

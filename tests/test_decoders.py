@@ -43,11 +43,11 @@ def test_soundfile_gives_ffmpegs_samples_bit_for_bit(fmt, subtype, channels):
 
 def test_torchcodec_decodes_what_soundfile_should_not():
     assert isinstance(Clip(_encoded("OGG", "VORBIS", 1), "k0", SR).source, _Torchcodec)  # lossy: decoders differ
-    assert isinstance(Clip(_encoded("WAV", "PCM_16", 1, rate=44_100), "k0", SR).source, _Torchcodec)  # FFmpeg resamples
+    assert isinstance(Clip(_encoded("WAV", "PCM_16", 1, rate=44_100), "k0", SR, resampler="ffmpeg").source, _Torchcodec)
     assert isinstance(Clip(_encoded("WAV", "IMA_ADPCM", 1), "k0", SR).source, _Torchcodec)
-    # the sinc resampler is torch: soundfile reads the clip at its rate, and the samples are the ones of before
+    # the sinc resampler (the default) is torch: soundfile reads the clip at its rate, then it is resampled
     data = _encoded("FLAC", "PCM_16", 2, rate=44_100)
-    clip = Clip(data, "k0", SR, resampler="sinc")
+    clip = Clip(data, "k0", SR)
     assert isinstance(clip.source, _Soundfile)
     from xares_hf.data.sinc_resample import sinc_resample
 
@@ -119,24 +119,24 @@ def _member(files: list[str], key: str) -> bytes:
     raise KeyError(key)
 
 
-def test_without_torchcodec_a_clip_to_resample_says_what_to_install(tmp_path):
+def test_without_torchcodec_a_clip_for_ffmpeg_to_resample_says_what_to_install(tmp_path):
     files = _shards(tmp_path, rate=22_050)
     child = _in_child(f"""
         from xares_hf.data import DecoderUnavailable, iter_audio, prefetch_audio
         for read, kw in ((iter_audio, {{}}), (prefetch_audio, {{"workers": 2}})):
             try:
-                list(read({files!r}, {SR}, "toy", "train", on_bad_sample="skip", **kw))
+                list(read({files!r}, {SR}, "toy", "train", on_bad_sample="skip", resampler="ffmpeg", **kw))
             except DecoderUnavailable as err:
                 print(err)
             else:
                 raise SystemExit("no error")
-        # torchaudio's sinc resampler (protocol xares-0.1.3) needs no FFmpeg
-        print(len(list(iter_audio({files!r}, {SR}, "toy", "train", resampler="sinc"))))
+        # torchaudio's sinc resampler (the default) needs no FFmpeg
+        print(len(list(iter_audio({files!r}, {SR}, "toy", "train"))))
     """)
     assert child.returncode == 0, child.stderr
     lines = child.stdout.strip().splitlines()
     expected = (f"task 'toy', split 'train', file {files[0]}, sample 'k0': audio 'k0.flac' is at 22050 Hz and is "
-                "resampled to 16000 Hz by FFmpeg (the protocol's resampler), but torchcodec cannot be loaded (import of "
+                "resampled to 16000 Hz by FFmpeg (resampler='ffmpeg'), but torchcodec cannot be loaded (import of "
                 "torchcodec.decoders halted; None in sys.modules): install FFmpeg (e.g. `apt-get install "
                 "ffmpeg`) so that torchcodec can load; WAV and FLAC at the encoder's rate need neither")
     assert lines[0] == lines[1] == expected

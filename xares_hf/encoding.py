@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, profiling
-from .data import DataError, LeftOut, SkippedSample, decode_workers, prefetch_audio
+from .data import DEFAULT_RESAMPLER, DataError, LeftOut, SkippedSample, decode_workers, prefetch_audio
 from .embedding_cache import EmbeddingCache, SplitEmbeddings, fingerprint
 from .encoders import encode_batch
 from .task_types import task_type
@@ -99,7 +99,7 @@ def encode_clips(
     workers = config.decode_workers if config.decode_workers is not None else decode_workers(device.type)
     decoded = prefetch_audio(files, sampling_rate, card.name, split, card.data.crop_length, stride=stride,
                              workers=workers, ahead=max(2 * size, 16 * workers), on_bad_sample=on_bad_sample,
-                             max_duration=card.data.max_duration, resampler=protocol.resampler)
+                             max_duration=card.data.max_duration)
     samples = profiling.timed_iter("decode + resample", decoded)  # the wait for the next sample
     try:
         last, crop, checked, bad_label = None, 0, None, False
@@ -184,10 +184,11 @@ class _Outputs:
 
 def shard_keys(encoder: torch.nn.Module, card: TaskCard, files: list[str], config: RunConfig) -> list[str]:
     """The cache key of each shard's embeddings: encoder (weights, layer, rate), task, the shard file, settings,
-    and the protocol (which batches, pads and crops differently)."""
+    the protocol (which batches, pads and crops differently) and the resampler."""
     identity = {**encoder.identity, "sampling_rate": int(encoder.sampling_rate)}
     settings = {"crop_length": card.data.crop_length, "pooling": "mean", "frames": task_type(card.task_type).needs_frames,
-                "precision": config.mixed_precision or "no", "protocol": config.protocol.name}
+                "precision": config.mixed_precision or "no", "protocol": config.protocol.name,
+                "resampler": DEFAULT_RESAMPLER}
     return [fingerprint(identity, card.name, [f], settings) for f in files]
 
 

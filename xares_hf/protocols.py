@@ -5,7 +5,8 @@ padding trimmed, every crop kept, cosine k-NN, cosine retrieval logits with a cl
 
 ``"xares-0.1.3"`` reproduces what xares 0.1.3's code computes (``pip download --no-deps xares==0.1.3``), where it
 differs from its own documentation; each switch below names the upstream file and line it follows. Numbers of
-the two protocols are different measurements and are never ranked together.
+the two protocols are different measurements and are never ranked together. Both resample clips as X-ARES does
+(torchaudio's windowed sinc, :mod:`xares_hf.data.decoding`).
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ class Protocol:
     # xares/models/retrival.py l. 17-18: ``temperature.exp() * emb_x @ emb_y.t()`` on the towers' raw outputs,
     # unclamped ("raw-dot"). Both score recall on cosine similarity (xares/metrics.py l. 183-187).
     retrieval_logits: str
-    # Resampling a clip to the encoder's rate: FFmpeg's resampler ("ffmpeg"), or torchaudio's windowed sinc
-    # (xares/audiowebdataset.py l. 113-116, ``torchaudio.functional.resample`` with its defaults), reproduced in
-    # torch by :mod:`xares_hf.data.sinc_resample` ("sinc").
-    resampler: str
     # The LLM ASR head: xares-hf's ("xares-hf": prompts left-padded, transcripts only as targets, bf16 on a GPU,
     # the epoch chosen on generated dev transcripts), or xares 0.1.3's ("xares-0.1.3", xares/models/asr.py: text
     # after the padded audio, the separator a target, fp16 on a GPU, the epoch chosen on teacher-forced argmax
@@ -55,9 +52,9 @@ class Protocol:
 
 PROTOCOLS = {
     "xares-hf": Protocol("xares-hf", padded_batches=False, first_crop_per_batch=False, knn="cosine",
-                         retrieval_logits="cosine", resampler="ffmpeg", asr_llm_head="xares-hf"),
+                         retrieval_logits="cosine", asr_llm_head="xares-hf"),
     "xares-0.1.3": Protocol("xares-0.1.3", padded_batches=True, first_crop_per_batch=True, knn="per-dimension",
-                            retrieval_logits="raw-dot", resampler="sinc", asr_llm_head="xares-0.1.3"),
+                            retrieval_logits="raw-dot", asr_llm_head="xares-0.1.3"),
 }
 
 

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..messages import one_line, show_name
-from .decoding import BadSample, Clip, DecoderUnavailable, decode_audio, decode_crops, member_byte_limit
+from .decoding import (DEFAULT_RESAMPLER, RESAMPLERS, BadSample, Clip, DecoderUnavailable, decode_audio, decode_crops,
+                       member_byte_limit)
 from .shards import DataError
 from .tar_reader import read_shards
 
@@ -121,7 +122,7 @@ class DecodeSettings:
     sampling_rate: int
     crop_length: float | None = None
     max_duration: float | None = None
-    resampler: str = "ffmpeg"
+    resampler: str = DEFAULT_RESAMPLER
 
 
 @dataclass
@@ -170,14 +171,14 @@ def iter_audio(
     stride: tuple[int, int] = (0, 1),
     on_bad_sample: str = "error",
     max_duration: float | None = None,
-    resampler: str = "ffmpeg",
+    resampler: str = DEFAULT_RESAMPLER,
     decode_map: Callable | None = None,
 ) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """Decoded samples of a split in shard order; with ``crop_length`` each clip becomes its crops.
 
     WAV and FLAC at ``sampling_rate`` are read by soundfile, everything else by torchcodec (:mod:`.decoding`).
-    Clips at another rate are resampled to ``sampling_rate`` by FFmpeg, or with ``resampler="sinc"`` by
-    torchaudio's windowed-sinc algorithm (:mod:`.sinc_resample`; protocol ``"xares-0.1.3"``).
+    Clips at another rate are resampled to ``sampling_rate`` by torchaudio's windowed-sinc algorithm as X-ARES
+    resamples (:mod:`.sinc_resample`), or with ``resampler="ffmpeg"`` by FFmpeg.
 
     ``stride=(k, n)`` keeps the samples whose position (index in the split, bad samples included) modulo n
     is k, and decodes only those. A bad sample raises :class:`DataError` naming task, split, shard and key
@@ -194,8 +195,8 @@ def iter_audio(
     """
     if on_bad_sample not in ON_BAD_SAMPLE:
         raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
-    if resampler not in ("ffmpeg", "sinc"):
-        raise ValueError(f"resampler must be 'ffmpeg' or 'sinc', got {resampler!r}")
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {RESAMPLERS}, got {resampler!r}")
     settings = DecodeSettings(sampling_rate, crop_length, max_duration, resampler)
     return _iter_audio(files, task, split, stride, on_bad_sample, settings, decode_map or _here)
 

@@ -3,7 +3,7 @@
 Two decoders, one result. Uncompressed WAV and FLAC (what X-ARES shards hold) at the encoder's rate are read with
 ``soundfile``, whose wheel ships libsndfile: no system FFmpeg needed, and its samples equal FFmpeg's bit for bit
 (tested for every subtype it is used for). Everything else goes through ``torchcodec`` (FFmpeg): other codecs,
-clips to resample with FFmpeg's resampler (the default protocol's), and any clip soundfile cannot read cleanly and
+clips to resample with FFmpeg's resampler when it is asked for, and any clip soundfile cannot read cleanly and
 completely, so a damaged file gets the same verdict and message whichever decoder saw it first. When torchcodec
 cannot be loaded (no FFmpeg on the machine), a clip only it can decode raises :class:`DecoderUnavailable`, naming the
 clip and what to install: never a skipped sample, since the verdict would depend on the machine.
@@ -53,6 +53,12 @@ SOUNDFILE_SUBTYPES = {
     "WAV": {"PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ULAW", "ALAW"},
     "FLAC": {"PCM_S8", "PCM_16", "PCM_24"},
 }
+
+# Clips at another rate are resampled by torchaudio's windowed sinc (reproduced in torch: .sinc_resample), as X-ARES
+# resamples (xares/audiowebdataset.py l. 113-116): the paper's numbers were made so, it needs no FFmpeg, and it
+# measured as fast as FFmpeg's resampler (1.5 ms for 5 s at 44.1 kHz, BENCHMARKS.md). "ffmpeg" asks for FFmpeg's.
+RESAMPLERS = ("sinc", "ffmpeg")
+DEFAULT_RESAMPLER = "sinc"
 
 INSTALL_FFMPEG = ("install FFmpeg (e.g. `apt-get install ffmpeg`) so that torchcodec can load; WAV and FLAC at the "
                   "encoder's rate need neither")
@@ -155,7 +161,7 @@ class _Handover(Exception):
 class Clip:
     """One clip's decoder: soundfile where it gives FFmpeg's samples, else (or when it fails) torchcodec."""
 
-    def __init__(self, data: bytes, name: str, sampling_rate: int, resampler: str = "ffmpeg") -> None:
+    def __init__(self, data: bytes, name: str, sampling_rate: int, resampler: str = DEFAULT_RESAMPLER) -> None:
         if not data:
             raise BadSample(f"audio '{name}' is empty (0 bytes)")
         why = _wav_truncation(data)
@@ -182,7 +188,7 @@ class Clip:
             self.refused = "declares no length in its header"
             return None
         if handle.samplerate != self.rate and self.resampler == "ffmpeg":
-            self.refused = f"is at {handle.samplerate} Hz and is resampled to {self.rate} Hz by FFmpeg (the protocol's resampler)"
+            self.refused = f"is at {handle.samplerate} Hz and is resampled to {self.rate} Hz by FFmpeg (resampler='ffmpeg')"
             return None
         return _Soundfile(handle)
 
@@ -233,7 +239,7 @@ def mono(samples: np.ndarray, name: str) -> np.ndarray:
 
 
 def decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: float | None = None,
-                 resampler: str = "ffmpeg") -> np.ndarray:
+                 resampler: str = DEFAULT_RESAMPLER) -> np.ndarray:
     """The whole clip, mono at ``sampling_rate``; a clip longer than ``max_duration`` is refused after at most
     that much was decoded (before anything is, when its header says how long it is)."""
     name = show_name(member)
@@ -254,7 +260,7 @@ def decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: flo
 
 
 def decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: float,
-                 max_duration: float | None, resampler: str = "ffmpeg") -> Iterator[np.ndarray]:
+                 max_duration: float | None, resampler: str = DEFAULT_RESAMPLER) -> Iterator[np.ndarray]:
     """The clip's crops (:func:`crops`), decoded a window of about ``max_duration`` at a time.
 
     A clip no longer than the window is decoded whole, as :func:`decode_audio` does. A longer one is cut
@@ -294,7 +300,7 @@ def decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: floa
 
 
 def _window(data: bytes, name: str, sampling_rate: int, clip: Clip | None, start: int, used: int,
-            resampler: str = "ffmpeg") -> tuple[np.ndarray, bool] | None:
+            resampler: str = DEFAULT_RESAMPLER) -> tuple[np.ndarray, bool] | None:
     """``used`` samples of mono audio from sample ``start`` on (fewer at the end) and whether the clip goes on;
     None past its end. A window after the first gets a fresh decoder: a used FFmpeg one shifts what it resamples
     after a seek by its resampler's delay."""

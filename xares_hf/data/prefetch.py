@@ -19,6 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterator
 
 from .audio_dataset import ON_BAD_SAMPLE, AudioSample, LeftOut, SkippedSample, iter_audio
+from .decoding import DEFAULT_RESAMPLER
 
 _pools: dict[int, ProcessPoolExecutor] = {}
 _END = object()
@@ -47,7 +48,7 @@ def prefetch_audio(
     ahead: int = 64,
     on_bad_sample: str = "error",
     max_duration: float | None = None,
-    resampler: str = "ffmpeg",
+    resampler: str = DEFAULT_RESAMPLER,
 ) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """``iter_audio``, with the rows decoded by ``workers`` processes up to ``ahead`` samples in advance (in this
     process, one by one, with ``workers=0``). Same samples, same order, same errors."""
