@@ -95,8 +95,8 @@ COUNTS = {"speechcommandsv1": {"train": 400, "valid": 100, "test": 150}, "esc50"
           "librispeechmalefemale": {"train": 200, "valid": 60, "test": 100}, "desed": {"train": 160, "test": 60}}
 
 
-def make_data(env: Path, tasks: list[str], seed: int = 0) -> None:
-    """Synthetic X-ARES-layout shards for the tasks (kept if already written)."""
+def make_data(env: Path, tasks: list[str], seed: int = 0, scale: int = 1) -> None:
+    """Synthetic X-ARES-layout shards for the tasks (kept if already written), ``scale`` times COUNTS' clips."""
     for task in tasks:
         if (env / task / ".written").exists():
             continue
@@ -107,7 +107,7 @@ def make_data(env: Path, tasks: list[str], seed: int = 0) -> None:
                 continue
             written.add(pattern)
             counts = COUNTS[task]
-            count = counts if isinstance(counts, int) else counts.get(group, counts.get("test"))
+            count = scale * (counts if isinstance(counts, int) else counts.get(group, counts.get("test")))
             write_shards(_samples(task, group, count, seed), env / task / shard_name(card, group), max_count=100_000)
         (env / task / ".written").touch()
 

@@ -154,12 +154,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tasks", nargs="+", default=TASKS, choices=list(XARES_TASKS))
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--protocol", default="xares-hf", help="xares-hf's protocol (default: its own)")
+    parser.add_argument("--scale", type=int, default=1, help="K times the synthetic clips (a fresh --work per scale)")
     parser.add_argument("--repeat", type=int, default=1, help="run both sides N times, alternating")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
     args = parser.parse_args(argv)
     work, encoder = args.work.resolve(), args.encoder.resolve()
     env = work / "env"
-    make_data(env, args.tasks)
+    make_data(env, args.tasks, scale=args.scale)
     runs = []
     for i in range(args.repeat):
         xares = time_xares(args.xares_venv, encoder, env, work / f"run{i}", args.tasks, args.seed)
