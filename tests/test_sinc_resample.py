@@ -61,3 +61,16 @@ def test_iter_audio_resamples_with_the_sinc_resampler_or_ffmpegs_when_asked(tmp_
     assert 1e-4 < np.abs(ffmpeg[0] - sinc[0]).max() < 0.2  # two resamplers: close, not equal
     with pytest.raises(ValueError, match=r"resampler must be one of \('sinc', 'ffmpeg'\), got 'sox'"):
         list(iter_audio(files, 16_000, "toy", "train", resampler="sox"))
+
+
+def test_a_long_clip_is_resampled_piece_by_piece_to_the_same_samples(monkeypatch):
+    import xares_hf.data.sinc_resample as module
+
+    rng = np.random.default_rng(3)
+    for orig, new, n in ((8_000, 16_000, 50_001), (44_100, 16_000, 90_000), (16_000, 48_000, 30_000)):
+        x = rng.standard_normal((2, n)).astype(np.float32)
+        whole = sinc_resample(x, orig, new)
+        monkeypatch.setattr(module, "CHUNK_SAMPLES", 4_097)  # pieces that split the clip at odd places
+        pieces = sinc_resample(x, orig, new)
+        monkeypatch.undo()
+        assert pieces.shape == whole.shape and np.array_equal(pieces, whole)

@@ -56,9 +56,12 @@ SOUNDFILE_SUBTYPES = {
 
 # Clips at another rate are resampled by torchaudio's windowed sinc (reproduced in torch: .sinc_resample), as X-ARES
 # resamples (xares/audiowebdataset.py l. 113-116): the paper's numbers were made so, it needs no FFmpeg, and it
-# measured as fast as FFmpeg's resampler (1.5 ms for 5 s at 44.1 kHz, BENCHMARKS.md). "ffmpeg" asks for FFmpeg's.
+# measured as fast as FFmpeg's resampler (0.9 ms for 5 s at 44.1 kHz, FFmpeg's 1.2 ms; BENCHMARKS.md). "ffmpeg" asks for FFmpeg's.
 RESAMPLERS = ("sinc", "ffmpeg")
 DEFAULT_RESAMPLER = "sinc"
+
+# what libsndfile reports as the length of a file whose header does not say (SF_COUNT_MAX)
+UNKNOWN_LENGTH = 2**63 - 1
 
 INSTALL_FFMPEG = ("install FFmpeg (e.g. `apt-get install ffmpeg`) so that torchcodec can load; WAV and FLAC at the "
                   "encoder's rate need neither")
@@ -88,6 +91,13 @@ def _wav_truncation(data: bytes) -> str | None:
             return None
         pos += 8 + size + (size & 1)
     return None
+
+
+def _flac_total_samples(data: bytes) -> int | None:
+    """The sample count in a FLAC file's STREAMINFO (0: unknown), or None if the bytes are not such a file."""
+    if data[:4] != b"fLaC" or len(data) < 26 or data[4] & 0x7F != 0:  # STREAMINFO is the first metadata block
+        return None
+    return int.from_bytes(data[8 + 10 : 8 + 18], "big") & ((1 << 36) - 1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -174,6 +184,9 @@ class Clip:
     def _soundfile(self) -> _Soundfile | None:
         if not (self.data[:4] == b"fLaC" or (self.data[:4] == b"RIFF" and self.data[8:12] == b"WAVE")):
             return None
+        if _flac_total_samples(self.data) == 0:  # libsndfile would decode the whole file to count (114 MB for 2.5 h)
+            self.refused = "declares no length in its header"
+            return None
         import soundfile
 
         try:
@@ -184,7 +197,7 @@ class Clip:
         if handle.subtype not in SOUNDFILE_SUBTYPES.get(handle.format, ()):
             self.refused = f"is {handle.format} {handle.subtype}, which FFmpeg decodes"
             return None
-        if handle.frames <= 0:
+        if not 0 < handle.frames < UNKNOWN_LENGTH:  # a FLAC whose STREAMINFO leaves the count at 0: "unknown"
             self.refused = "declares no length in its header"
             return None
         if handle.samplerate != self.rate and self.resampler == "ffmpeg":
@@ -287,9 +300,10 @@ def decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: floa
                 yield from crops(audio, sampling_rate, crop_length)
                 return
             for i in range(audio.shape[0] // size):
-                yield audio[i * size : (i + 1) * size]
+                yield audio[i * size : (i + 1) * size].copy()  # a view would keep the whole window alive
                 given += 1
             start += audio.shape[0]
+            del window, audio  # not held while the next window is decoded
             if not more:
                 break
         clip.check_complete(start)
