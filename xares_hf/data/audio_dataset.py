@@ -136,11 +136,11 @@ class Decoded:
     no_decoder: str | None = None  # no installed decoder can read it (:class:`DecoderUnavailable`)
 
 
-def _lazy_clips(row: dict, settings: DecodeSettings) -> Iterator[np.ndarray]:
+def _lazy_clips(row: dict, settings: DecodeSettings, clip: Clip | None = None) -> Iterator[np.ndarray]:
     data, member, rate = row["audio"] or b"", row["audio_member"], settings.sampling_rate
     if settings.crop_length is None:
         return iter([decode_audio(data, member, rate, settings.max_duration, settings.resampler)])
-    return decode_crops(data, member, rate, settings.crop_length, settings.max_duration, settings.resampler)
+    return decode_crops(data, member, rate, settings.crop_length, settings.max_duration, settings.resampler, clip)
 
 
 def decode_row(row: dict, settings: DecodeSettings) -> Decoded:
@@ -150,12 +150,12 @@ def decode_row(row: dict, settings: DecodeSettings) -> Decoded:
         if row["problem"]:
             raise BadSample(row["problem"])
         meta = _metadata(row["json"], row["__key__"])
+        clip = None
         if settings.crop_length is not None and settings.max_duration is not None:
-            seconds = Clip(row["audio"] or b"", show_name(row["audio_member"]), settings.sampling_rate,
-                           settings.resampler).header_seconds
-            if not seconds or seconds > settings.max_duration:
+            clip = Clip(row["audio"] or b"", show_name(row["audio_member"]), settings.sampling_rate, settings.resampler)
+            if not clip.header_seconds or clip.header_seconds > settings.max_duration:
                 return Decoded(meta=meta)
-        return Decoded(meta=meta, clips=list(_lazy_clips(row, settings)))
+        return Decoded(meta=meta, clips=list(_lazy_clips(row, settings, clip)))
     except BadSample as bad:
         return Decoded(bad=str(bad))
     except DecoderUnavailable as err:

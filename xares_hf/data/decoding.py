@@ -272,20 +272,21 @@ def decode_audio(data: bytes, member: str, sampling_rate: int, max_duration: flo
     return mono(samples, name)
 
 
-def decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: float,
-                 max_duration: float | None, resampler: str = DEFAULT_RESAMPLER) -> Iterator[np.ndarray]:
+def decode_crops(data: bytes, member: str, sampling_rate: int, crop_length: float, max_duration: float | None,
+                 resampler: str = DEFAULT_RESAMPLER, clip: Clip | None = None) -> Iterator[np.ndarray]:
     """The clip's crops (:func:`crops`), decoded a window of about ``max_duration`` at a time.
 
     A clip no longer than the window is decoded whole, as :func:`decode_audio` does. A longer one is cut
     window by window (each a whole number of crops), so memory stays bounded whatever its length or header;
     each window is resampled on its own, which may shift its crops by a fraction of a sample. A window that
     cannot be decoded makes the sample bad; the reason says how many crops before it were already given.
+    ``clip`` is the clip's decoder if the caller opened it already (nothing read from it yet).
     """
     if max_duration is None:
         yield from crops(decode_audio(data, member, sampling_rate, resampler=resampler), sampling_rate, crop_length)
         return
     name = show_name(member)
-    clip = Clip(data, name, sampling_rate, resampler)
+    clip = clip or Clip(data, name, sampling_rate, resampler)
     size = int(round(crop_length * sampling_rate))
     used = max(1, int(max_duration // crop_length)) * size  # samples of a window: whole crops
     start, given = 0, 0
