@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .data.audio_dataset import ON_BAD_SAMPLE
 from .protocols import Protocol, get_protocol
 
-ON_BAD_SAMPLE = ("error", "skip")
 LAYER_MODES = ("all", "weighted")
 MIXED_PRECISION = (None, "no", "bf16", "fp16")
 

@@ -18,7 +18,7 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterator
 
-from .audio_dataset import ON_BAD_SAMPLE, AudioSample, LeftOut, SkippedSample, iter_audio
+from .audio_dataset import AudioSample, LeftOut, SkippedSample, iter_audio
 from .decoding import DEFAULT_RESAMPLER
 
 _pools: dict[int, ProcessPoolExecutor] = {}
@@ -52,8 +52,6 @@ def prefetch_audio(
 ) -> Iterator[AudioSample | SkippedSample | LeftOut]:
     """``iter_audio``, with the rows decoded by ``workers`` processes up to ``ahead`` samples in advance (in this
     process, one by one, with ``workers=0``). Same samples, same order, same errors."""
-    if on_bad_sample not in ON_BAD_SAMPLE:
-        raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
     if workers < 0 or ahead < 1:
         raise ValueError(f"workers must be >= 0 and ahead >= 1, got workers={workers}, ahead={ahead}")
     kwargs = dict(files=files, sampling_rate=sampling_rate, task=task, split=split, crop_length=crop_length,
